@@ -1,0 +1,7 @@
+"""cnn_pruning: reproducible pruning experiments for ResNet20 on CIFAR-10.
+
+A small library of pure functions and small classes; the DVC stages in stages/ call it.
+Only `cnn_pruning.tracking` imports mlflow; nothing here imports dvc.
+"""
+
+__version__ = "0.1.0"

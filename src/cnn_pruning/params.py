@@ -1,0 +1,44 @@
+"""params.yaml sections and the project root, as the stages see them.
+
+A stage runs with the working directory set to its copy of the repo (the workspace, or a temporary copy under
+.dvc/tmp/exps/ for `dvc exp run --temp` and queued runs), so params.yaml and outputs are read and written relative
+to the working directory. Paths *given in* params (e.g. data.source: ../shared/...) and the MLflow store are
+resolved against the project root DVC names in DVC_ROOT, which is the original repo also for temp copies, so every
+kind of run finds the same source file and logs into the same store.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+PARAMS_FILE = "params.yaml"
+
+
+def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict:
+    with open(path) as f:
+        params = yaml.safe_load(f) or {}
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
+    return params
+
+
+def section(name: str, path: str | os.PathLike = PARAMS_FILE) -> dict:
+    """One stage's own section of params.yaml."""
+    params = load_params(path)
+    if not isinstance(params.get(name), dict):
+        raise ValueError(f"{path}: missing section {name!r}")
+    return params[name]
+
+
+def project_root() -> Path:
+    """The original project root: DVC_ROOT when run by DVC, else the working directory."""
+    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+
+
+def resolve(path: str | os.PathLike, root: Path | None = None) -> Path:
+    """A path from params, relative to the project root unless absolute."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else (root or project_root()) / path
