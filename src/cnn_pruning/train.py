@@ -6,7 +6,7 @@ The whole split lives on the training device as one uint8 tensor; random crop (z
 done for a whole batch with tensor indexing, so there are no per-sample PIL transforms and no DataLoader workers.
 benchmarks/train_throughput.py compares this path with the classic torchvision pipeline (numbers in the README).
 On CPU, the same params and seed give the same numbers. With `resume_path`, fit() saves its state after every
-epoch and continues from it after a crash.
+epoch and continues from it after a crash. A pruned model's masked entries (model.masks) stay exactly zero.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from .data import CIFAR10, Split
 from .files import atomic_path
+from .model import apply_masks
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -198,6 +199,12 @@ def fit(model: nn.Module, dataset: CIFAR10, optimizer_name: str, hparams: dict, 
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
 
+    # Entries a pruning method removed (model.masks) must stay zero whatever the optimizer does with its moments.
+    named = dict(model.named_parameters())
+    masks = [(named[n], keep.to(device)) for n, keep in getattr(model, "masks", {}).items()]
+    if masks:
+        apply_masks(model)
+
     history: list[dict] = []
     state = None
     if resume_path is not None and Path(resume_path).exists():
@@ -232,7 +239,12 @@ def fit(model: nn.Module, dataset: CIFAR10, optimizer_name: str, hparams: dict, 
                 loss = loss_fn(out.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if masks:  # pruned entries get no gradient (so no optimizer state) and are re-zeroed after the step
+                for p, keep in masks:
+                    p.grad.mul_(keep)
             optimizer.step()
+            if masks:
+                apply_masks(model)
             loss_sum += loss.detach() * len(y)  # summed on the device: no host sync per step
             correct += (out.argmax(1) == y).sum()
         train_loss = loss_sum.item() / n  # .item() synchronises, so the timing below is complete on CUDA too
