@@ -1,0 +1,274 @@
+"""cnn_pruning.data: every source format, the checks that reject bad sources, and the deterministic splits."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnn_pruning import data
+from cnn_pruning.data import CIFAR10_CLASSES, DataError
+from conftest import SHARED_JPG, SHARED_JPG_MD5, class_images, make_image_folder, make_python_batches, tar_gz, zip_dir
+
+
+def prepare(source, tmp_path, md5=None, **kw):
+    kw.setdefault("val_size", 10)
+    return data.prepare(str(source), md5, tmp_path / "out" / "cifar10.npz", root=tmp_path, **kw)
+
+
+def assert_no_output(tmp_path):
+    out = tmp_path / "out"
+    assert not out.exists() or not any(out.iterdir()), f"partial output left behind: {list(out.iterdir())}"
+
+
+# ---------------------------------------------------------------------------------------------- formats
+
+def test_image_folder_directory_reads_every_image_with_its_label(tmp_path):
+    folder = make_image_folder(tmp_path / "imgs", train_per_class=4, test_per_class=2)
+    ds = prepare(folder, tmp_path, val_size=10)
+    assert len(ds.train.labels) + len(ds.val.labels) == 40 and len(ds.test.labels) == 20
+    assert ds.train.images.dtype == np.uint8 and ds.train.images.shape[1:] == (32, 32, 3)
+    # PNG is lossless: test image i of class c is exactly what the fixture drew.
+    want = class_images(3, 2, seed=1)
+    got = ds.test.images[ds.test.labels == 3]
+    assert np.array_equal(got, want)
+    assert ds.classes == CIFAR10_CLASSES
+
+
+@pytest.mark.parametrize("pack", ["tar.gz", "zip", "tar"])
+def test_image_folder_archives_match_the_directory(tmp_path, pack):
+    folder = make_image_folder(tmp_path / "cifar", train_per_class=3, test_per_class=2)
+    if pack == "zip":
+        archive = zip_dir(folder, tmp_path / "a.zip")
+    elif pack == "tar.gz":
+        archive = tar_gz(folder, tmp_path / "a.tar.gz")
+    else:
+        import tarfile
+        archive = tmp_path / "a.tar"
+        with tarfile.open(archive, "w") as tf:
+            tf.add(folder, arcname="cifar")
+    from_dir = prepare(folder, tmp_path / "d", val_size=0)
+    from_archive = prepare(archive, tmp_path / "a", val_size=0)
+    assert np.array_equal(from_dir.train.images, from_archive.train.images)
+    assert np.array_equal(from_dir.test.labels, from_archive.test.labels)
+
+
+def test_format_is_detected_from_content_not_name(tmp_path):
+    folder = make_image_folder(tmp_path / "cifar", train_per_class=2, test_per_class=1)
+    misleading = zip_dir(folder, tmp_path / "images.tar.gz")  # a zip called .tar.gz
+    ds = prepare(misleading, tmp_path, val_size=0)
+    assert len(ds.train.labels) == 20
+
+
+def test_official_python_format_tarball_and_extracted_folder(tmp_path):
+    batches = make_python_batches(tmp_path / "cifar-10-batches-py", per_batch=20)
+    tarball = tar_gz(batches, tmp_path / "cifar-10-python.tar.gz")
+    a = prepare(tarball, tmp_path / "t", val_size=0)
+    b = prepare(batches, tmp_path / "f", val_size=0)
+    assert len(a.train.labels) == 100 and len(a.test.labels) == 20
+    assert np.array_equal(a.train.images, b.train.images)
+    # Rows are stored channel-planar (R plane, G plane, B plane); the canonical form is HWC.
+    assert np.array_equal(a.train.images[0], class_images(0, 1, seed=0)[0])
+
+
+def test_file_url_and_relative_path_resolve_against_root(tmp_path):
+    batches = make_python_batches(tmp_path / "cifar-10-batches-py", per_batch=10)
+    tarball = tar_gz(batches, tmp_path / "src.tar.gz")
+    assert len(prepare(tarball.as_uri(), tmp_path / "u", val_size=0).train.labels) == 50
+    ds = data.prepare("src.tar.gz", None, tmp_path / "r" / "c.npz", root=tmp_path, val_size=0)
+    assert len(ds.train.labels) == 50
+
+
+def test_http_download_checks_md5_and_caches(tmp_path):
+    batches = make_python_batches(tmp_path / "srv" / "cifar-10-batches-py", per_batch=10)
+    tarball = tar_gz(batches, tmp_path / "srv" / "cifar-10-python.tar.gz")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "srv"))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/cifar-10-python.tar.gz"
+        md5 = data.calculate_md5(str(tarball))
+        cache = tmp_path / "cache"
+        ds = data.prepare(url, md5, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0, cache_dir=cache)
+        assert len(ds.train.labels) == 50 and ds.source_md5 == md5
+        assert (cache / "cifar-10-python.tar.gz").is_file()
+        with pytest.raises(DataError, match="md5 mismatch.*expected 0{32}"):
+            data.prepare(url, "0" * 32, tmp_path / "bad" / "c.npz", root=tmp_path, val_size=0,
+                         cache_dir=tmp_path / "cache2")
+        # The failed download is removed: nothing half-written stays in the cache.
+        assert not any(p.is_file() for p in (tmp_path / "cache2").rglob("*"))
+        assert not (tmp_path / "bad" / "c.npz").exists()
+    finally:
+        server.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------- bad sources
+
+def test_missing_source_names_the_path(tmp_path):
+    with pytest.raises(DataError, match="does-not-exist.tar.gz.*does not exist"):
+        prepare(tmp_path / "does-not-exist.tar.gz", tmp_path)
+    assert_no_output(tmp_path)
+
+
+def test_md5_mismatch_names_file_and_both_hashes(tmp_path):
+    archive = tar_gz(make_image_folder(tmp_path / "c", 2, 1), tmp_path / "c.tar.gz")
+    with pytest.raises(DataError, match=r"c\.tar\.gz: md5 mismatch: got [0-9a-f]{32}, expected f{32}"):
+        prepare(archive, tmp_path, md5="f" * 32)
+    assert_no_output(tmp_path)
+
+
+def test_truncated_archive_is_a_clear_error(tmp_path):
+    archive = tar_gz(make_image_folder(tmp_path / "c", 4, 2), tmp_path / "c.tar.gz")
+    raw = archive.read_bytes()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataError, match="cut.tar.gz.*truncated or corrupt"):
+        prepare(cut, tmp_path)
+    assert_no_output(tmp_path)
+
+
+def test_not_an_archive(tmp_path):
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"hello, not an archive" * 50)
+    with pytest.raises(DataError, match="junk.tar.gz: not a tar/zip archive"):
+        prepare(junk, tmp_path)
+
+
+def test_wrong_layout_lists_what_was_expected(tmp_path):
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    Image.fromarray(class_images(0, 1, 0)[0]).save(folder / "img.png")
+    with pytest.raises(DataError, match="no CIFAR-10 layout found.*train/<class>"):
+        prepare(folder, tmp_path)
+
+
+def test_missing_class_folder_is_named(tmp_path):
+    folder = make_image_folder(tmp_path / "c", 2, 1)
+    for p in (folder / "test" / "horse").iterdir():
+        p.unlink()
+    (folder / "test" / "horse").rmdir()
+    with pytest.raises(DataError, match=r"test: class folders.*missing \['horse'\]"):
+        prepare(folder, tmp_path)
+    assert_no_output(tmp_path)
+
+
+def test_empty_class_folder_is_named(tmp_path):
+    folder = make_image_folder(tmp_path / "c", 2, 1)
+    for p in (folder / "train" / "cat").iterdir():
+        p.unlink()
+    with pytest.raises(DataError, match="train/cat: class folder has no images"):
+        prepare(folder, tmp_path)
+
+
+def test_image_of_wrong_size_is_named(tmp_path):
+    folder = make_image_folder(tmp_path / "c", 2, 1)
+    Image.new("RGB", (31, 32)).save(folder / "train" / "dog" / "0001.png")
+    with pytest.raises(DataError, match=r"train/dog/0001.png: expected a 32x32 RGB image, got 31x32"):
+        prepare(folder, tmp_path)
+    assert_no_output(tmp_path)
+
+
+def test_grayscale_image_is_rejected(tmp_path):
+    folder = make_image_folder(tmp_path / "c", 2, 1)
+    Image.new("L", (32, 32)).save(folder / "test" / "ship" / "0000.png")
+    with pytest.raises(DataError, match=r"test/ship/0000.png: expected a 32x32 RGB image.*1 channel"):
+        prepare(folder, tmp_path)
+
+
+def test_non_image_file_in_class_folder_is_an_error_not_skipped(tmp_path):
+    folder = make_image_folder(tmp_path / "c", 2, 1)
+    (folder / "train" / "frog" / "notes.txt").write_text("hi")
+    with pytest.raises(DataError, match="train/frog/notes.txt: not an image file"):
+        prepare(folder, tmp_path)
+    (folder / "train" / "frog" / "notes.txt").unlink()
+    (folder / "train" / "frog" / "broken.png").write_bytes(b"not really a png")
+    with pytest.raises(DataError, match="train/frog/broken.png: cannot be read as an image"):
+        prepare(folder, tmp_path)
+
+
+def test_folder_source_with_md5_set_is_refused(tmp_path):
+    folder = make_image_folder(tmp_path / "c", 2, 1)
+    with pytest.raises(DataError, match="is a folder.*data.md5: null"):
+        prepare(folder, tmp_path, md5="a" * 32)
+
+
+def test_existing_output_survives_a_failed_prepare(tmp_path):
+    good = make_image_folder(tmp_path / "good", 2, 1)
+    prepare(good, tmp_path, val_size=0)
+    out = tmp_path / "out" / "cifar10.npz"
+    before = out.read_bytes()
+    with pytest.raises(DataError):
+        prepare(tmp_path / "nope", tmp_path)
+    assert out.read_bytes() == before
+    assert [p.name for p in out.parent.iterdir()] == ["cifar10.npz"]
+
+
+# ---------------------------------------------------------------------------------------------- splits and subsets
+
+def test_stratified_indices_are_deterministic_and_proportional():
+    labels = np.repeat(np.arange(10), 50)
+    a = data.stratified_indices(labels, 100, seed=3)
+    assert np.array_equal(a, data.stratified_indices(labels, 100, seed=3))
+    assert not np.array_equal(a, data.stratified_indices(labels, 100, seed=4))
+    assert np.bincount(labels[a], minlength=10).tolist() == [10] * 10
+    assert len(set(a.tolist())) == 100
+
+
+def test_stratified_indices_largest_remainder_gives_exact_size():
+    labels = np.array([0] * 7 + [1] * 3)
+    idx = data.stratified_indices(labels, 5, seed=0)
+    assert len(idx) == 5 and np.bincount(labels[idx]).tolist() == [4, 1]
+
+
+def test_validation_is_carved_out_of_train_disjoint_and_stratified():
+    train = data.Split(np.arange(200, dtype=np.uint8).reshape(200, 1, 1, 1).repeat(32, 1).repeat(32, 2).repeat(3, 3),
+                       np.repeat(np.arange(10), 20))
+    test = data.Split(train.images[:50], train.labels[:50])
+    tr, val, te = data.split_and_subset(train, test, val_size=40, train_size=60, test_size=20, seed=0)
+    tr_ids, val_ids = set(tr.images[:, 0, 0, 0].tolist()), set(val.images[:, 0, 0, 0].tolist())
+    assert not tr_ids & val_ids
+    assert np.bincount(val.labels, minlength=10).tolist() == [4] * 10
+    assert np.bincount(tr.labels, minlength=10).tolist() == [6] * 10
+    assert len(te.labels) == 20
+    again = data.split_and_subset(train, test, val_size=40, train_size=60, test_size=20, seed=0)
+    assert np.array_equal(again[1].images, val.images)
+
+
+def test_too_large_subset_is_a_clear_error(tmp_path):
+    folder = make_image_folder(tmp_path / "c", 2, 1)
+    with pytest.raises(DataError, match="val_size=20 leaves no training images"):
+        prepare(folder, tmp_path, val_size=20)
+    with pytest.raises(DataError, match="asked for 99 images, but only 10"):
+        prepare(folder, tmp_path, val_size=0, test_size=99)
+
+
+def test_canonical_file_roundtrip_and_loads_fast(tmp_path):
+    folder = make_image_folder(tmp_path / "c", 6, 3)
+    ds = prepare(folder, tmp_path, val_size=10, seed=1)
+    start = time.perf_counter()
+    back = data.load(tmp_path / "out" / "cifar10.npz")
+    assert time.perf_counter() - start < 5  # generous: a behaviour check that it is a plain array file
+    for name in ("train", "val", "test"):
+        assert np.array_equal(getattr(ds, name).images, getattr(back, name).images)
+        assert np.array_equal(getattr(ds, name).labels, getattr(back, name).labels)
+    assert back.classes == CIFAR10_CLASSES and back.source == str(folder)
+    summary = data.summary(back)
+    assert summary["val_images"] == 10 and sum(summary["train_per_class"]) == 50
+
+
+# ---------------------------------------------------------------------------------------------- the real images
+
+@pytest.mark.skipif(not SHARED_JPG.exists(), reason=f"{SHARED_JPG} is absent (only on the project's dev machines)")
+def test_shared_jpeg_archive_reads_as_cifar10(tmp_path):
+    ds = data.prepare(str(SHARED_JPG), SHARED_JPG_MD5, tmp_path / "c.npz", root=tmp_path, val_size=5000,
+                      train_size=1000, test_size=500)
+    assert len(ds.train.labels) == 1000 and len(ds.val.labels) == 5000 and len(ds.test.labels) == 500
+    assert np.bincount(ds.test.labels).tolist() == [50] * 10
+    assert ds.train.images.shape[1:] == (32, 32, 3) and ds.train.images.std() > 30

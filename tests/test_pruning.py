@@ -1,0 +1,385 @@
+"""cnn_pruning.pruning: argument checks, and each method's counts, criteria, surgery and behaviour in fine-tuning.
+
+Every method runs on a random ResNet20 and on one briefly trained on class-coloured images (module fixture).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnn_pruning import pruning
+from cnn_pruning.data import CIFAR10, CIFAR10_CLASSES, Split
+from cnn_pruning.model import (STAGE_WIDTHS, ResNet20, SharedConv2d, count_params, load_checkpoint, materialize,
+                               save_checkpoint)
+from cnn_pruning.train import TrainConfig, fit, normalize
+from conftest import class_images
+
+torch.set_num_threads(2)
+RATIOS = [0.0, 0.3, 0.5, 0.9]
+OUTER = [w for w in STAGE_WIDTHS for _ in range(3)]
+BLOCK_CIN = [16] + OUTER[:-1]
+
+
+def dataset(per_class: int, seed: int) -> CIFAR10:
+    def split(n, s):
+        return Split(np.concatenate([class_images(c, n, s) for c in range(10)]), np.repeat(np.arange(10), n))
+    return CIFAR10(split(per_class, seed), split(2, seed + 1), split(2, seed + 2), CIFAR10_CLASSES, "synthetic", None)
+
+
+@pytest.fixture(scope="module")
+def models() -> dict:
+    torch.manual_seed(0)
+    random = ResNet20().eval()
+    torch.manual_seed(1)
+    trained = ResNet20()
+    # 4 epochs x 8 steps of Adam: enough for BN running stats and filters to move away from the init
+    fit(trained, dataset(24, 0), "adam", {"lr": 2e-3}, TrainConfig(epochs=4, batch_size=32, device="cpu"))
+    return {"random": random, "trained": trained.eval()}
+
+
+@pytest.fixture(scope="module")
+def batch() -> torch.Tensor:
+    ds = dataset(4, 7)
+    return normalize(torch.from_numpy(ds.train.images.transpose(0, 3, 1, 2).copy()))
+
+
+@functools.lru_cache(maxsize=None)
+def _pruned(which: str, method: str, ratio: float, options: tuple) -> pruning.PruneResult:
+    return pruning.prune(_models[which], method, ratio, **dict(options))
+
+
+_models: dict = {}
+
+
+def pruned(models, which, method, ratio, **options) -> pruning.PruneResult:
+    """prune() once per argument set; every caller gets its own copy, so tests may fine-tune it."""
+    _models.update(models)
+    r = _pruned(which, method, ratio, tuple(sorted(options.items())))
+    return pruning.PruneResult(copy.deepcopy(r.model), copy.deepcopy(r.info))
+
+
+def finetune(model, optimizer="sgd", hparams=None):
+    hparams = hparams or {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fit(model, dataset(4, 3), optimizer, hparams, TrainConfig(epochs=1, batch_size=20, device="cpu"))
+    changed = [k for k, v in model.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
+    assert changed, "fine-tuning changed nothing: the test would prove nothing"
+    return model.eval()
+
+
+def expected_params(widths: list[int]) -> int:
+    """ResNet20's parameter count for given inner widths: convs (no bias), BN weight+bias, fc."""
+    total = 3 * 16 * 9 + 2 * 16 + 64 * 10 + 10
+    for cin, w, cout in zip(BLOCK_CIN, widths, OUTER):
+        total += cin * w * 9 + 2 * w + w * cout * 9 + 2 * cout
+    return total
+
+
+def distinct_rows(weight: torch.Tensor) -> int:
+    return len(torch.unique(weight.detach().flatten(1), dim=0))
+
+
+# ---------------------------------------------------------------------------------------------- all methods
+
+@pytest.mark.parametrize("ratio", [-0.1, 1.0, 1.5, float("nan"), float("inf"), "0.5", True, None])
+def test_bad_ratio_is_refused_before_any_work(ratio):
+    for method in pruning.METHODS:
+        with pytest.raises(ValueError, match=r"ratio must be a number in \[0, 1\).*got " + repr(ratio)[:3]):
+            pruning.validate(method, ratio)
+        with pytest.raises(ValueError, match=r"\[0, 1\)"):
+            pruning.prune(object(), method, ratio)  # refused before the (bad) model is even looked at
+
+
+def test_unknown_method_and_options_are_named_with_what_is_allowed():
+    assert pruning.METHODS == ("magnitude", "l2_unit", "kmeans_shared", "kmeans_channel")
+    with pytest.raises(ValueError, match="unknown pruning method 'l1'; allowed: magnitude, l2_unit, kmeans_shared, "
+                                         "kmeans_channel"):
+        pruning.validate("l1", 0.5)
+    with pytest.raises(ValueError, match=r"'magnitude': unknown option\(s\) 'seed'; allowed options: scope, "
+                                         "include_stem, include_fc"):
+        pruning.validate("magnitude", 0.5, {"seed": 0})
+    with pytest.raises(ValueError, match=r"'kmeans_channel': unknown option\(s\) 'scope'; allowed options: seed, "
+                                         "n_init, merge"):
+        pruning.prune(ResNet20(), "kmeans_channel", 0.5, scope="layer")
+    bad = [("magnitude", {"scope": "local"}, r"scope='local'.*allowed: 'global' or 'layer'"),
+           ("magnitude", {"include_fc": 1}, r"include_fc=1.*allowed: False or True"),
+           ("l2_unit", {"include_stem": "yes"}, r"include_stem='yes'"),
+           ("kmeans_shared", {"seed": -1}, r"seed=-1.*integer in \[0, 4294967295\]"),
+           ("kmeans_shared", {"seed": True}, r"seed=True"),
+           ("kmeans_channel", {"n_init": 0}, r"n_init=0.*integer in \[1, 1000\]"),
+           ("kmeans_channel", {"merge": None}, r"merge=None")]
+    for method, options, message in bad:
+        with pytest.raises(ValueError, match=message):
+            pruning.validate(method, 0.5, options)
+
+
+def test_validate_returns_the_resolved_options():
+    assert pruning.validate("l2_unit", 0) == (0.0, {"include_stem": True})
+    assert pruning.validate("kmeans_shared", 0.5, {"seed": np.int64(3)}) == (0.5, {"seed": 3, "n_init": 4,
+                                                                                  "include_stem": True})
+    assert pruning.defaults("magnitude") == {"scope": "global", "include_stem": False, "include_fc": False}
+
+
+def test_already_pruned_models_are_refused(models):
+    once = pruned(models, "random", "magnitude", 0.5).model
+    with pytest.raises(ValueError, match="already pruned"):
+        pruning.prune(once, "l2_unit", 0.5)
+
+
+@pytest.mark.parametrize("which", ["random", "trained"])
+@pytest.mark.parametrize("method", pruning.METHODS)
+def test_ratio_zero_keeps_the_outputs(models, batch, method, which):
+    result = pruned(models, which, method, 0.0)
+    with torch.no_grad():
+        assert torch.allclose(result.model.eval()(batch), models[which](batch), atol=1e-5)
+    assert result.info["params_after"] == result.info["params_before"] == 269_722
+    assert result.info["masked_zeros"] == 0
+
+
+@pytest.mark.parametrize("method", pruning.METHODS)
+def test_prune_never_mutates_its_input_and_reloads_identically(models, batch, method, tmp_path):
+    model = models["trained"]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = pruning.prune(model, method, 0.5)
+    assert model.state_dict().keys() == before.keys()
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert model.masks == {} and model.spec()["shared"] == {} and not model.training
+    assert result.model is not model and result.info["method"] == method and result.info["ratio"] == 0.5
+    assert result.model.training == model.training
+
+    save_checkpoint(tmp_path / "m.pt", result.model, meta={"info": result.info})
+    again, meta = load_checkpoint(tmp_path / "m.pt")
+    assert meta["info"] == result.info  # plain python types only: json-serialisable and weights_only-loadable
+    assert again.spec() == result.model.spec()
+    assert again.masks.keys() == result.model.masks.keys()
+    assert all(torch.equal(again.masks[k], v) for k, v in result.model.masks.items())
+    with torch.no_grad():
+        assert torch.equal(again.eval()(batch), result.model.eval()(batch))
+
+
+# ---------------------------------------------------------------------------------------------- magnitude
+
+def prunable_weights(model, include_stem=False, include_fc=False) -> dict:
+    names = [n + ".weight" for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)
+             and (include_stem or n != "conv1")] + (["fc.weight"] if include_fc else [])
+    return {n: model.get_parameter(n).detach() for n in names}
+
+
+@pytest.mark.parametrize("which", ["random", "trained"])
+@pytest.mark.parametrize("ratio", RATIOS)
+def test_magnitude_global_zeroes_exactly_the_smallest(models, which, ratio):
+    original = prunable_weights(models[which])
+    result = pruned(models, which, "magnitude", ratio)
+    weights = prunable_weights(result.model)
+    n = sum(w.numel() for w in weights.values())
+    assert n == sum(9 * w * (cin + w) for cin, w in zip(BLOCK_CIN, OUTER)) == result.info["prunable"]
+    assert result.model.masks.keys() == weights.keys()
+    zeros = sum(int((w == 0).sum()) for w in weights.values())
+    assert zeros == round(ratio * n) == result.info["zeroed"] == result.info["masked_zeros"]
+    assert all(torch.equal(w == 0, ~result.model.masks[k]) for k, w in weights.items())
+    dropped = torch.cat([original[k][~result.model.masks[k]].abs() for k in weights])
+    kept = torch.cat([original[k][result.model.masks[k]].abs() for k in weights])
+    if len(dropped):
+        assert dropped.max() <= kept.min()
+    assert result.model.get_parameter("conv1.weight").ne(0).all()  # stem and fc left alone by default
+    assert torch.equal(result.model.fc.weight, models[which].fc.weight)
+
+
+def test_magnitude_gives_the_exact_count_with_tied_weights():
+    model = ResNet20()
+    with torch.no_grad():
+        for _, w in prunable_weights(model).items():
+            w.copy_(torch.sign(w) * 0.5)  # every prunable |w| is the same: a threshold would take all or none
+    result = pruning.prune(model, "magnitude", 0.3, scope="layer")
+    for name, w in prunable_weights(result.model).items():
+        assert int((w == 0).sum()) == round(0.3 * w.numel())
+
+
+@pytest.mark.parametrize("which", ["random", "trained"])
+@pytest.mark.parametrize("ratio", [0.5, 0.9])
+def test_magnitude_layer_scope_counts_per_layer_with_stem_and_fc(models, which, ratio):
+    result = pruned(models, which, "magnitude", ratio, scope="layer", include_stem=True, include_fc=True)
+    weights = prunable_weights(result.model, include_stem=True, include_fc=True)
+    assert len(weights) == 20 and result.model.masks.keys() == weights.keys()
+    for name, w in weights.items():
+        assert int((w == 0).sum()) == round(ratio * w.numel()) == result.info["layers"][name]["zeroed"]
+        original = models[which].get_parameter(name).detach()
+        assert original[w == 0].abs().max() <= original[w != 0].abs().min()
+
+
+@pytest.mark.parametrize("optimizer,hparams", [("adam", {"lr": 1e-3}), ("adamax", {"lr": 2e-3}),
+                                               ("sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4})])
+def test_magnitude_zeros_survive_fine_tuning(models, optimizer, hparams):
+    result = pruned(models, "trained", "magnitude", 0.9)
+    model = finetune(result.model, optimizer, hparams)
+    weights = prunable_weights(model)
+    n = sum(w.numel() for w in weights.values())
+    assert sum(int((w == 0).sum()) for w in weights.values()) == round(0.9 * n)
+    assert all(torch.equal(w == 0, ~model.masks[k]) for k, w in weights.items())
+
+
+# ---------------------------------------------------------------------------------------------- l2_unit
+
+def unit_norms(model, conv_name):
+    return model.get_submodule(conv_name).weight.detach().flatten(1).norm(dim=1)
+
+
+@pytest.mark.parametrize("which", ["random", "trained"])
+@pytest.mark.parametrize("ratio", RATIOS)
+def test_l2_unit_removes_and_zeroes_the_smallest_filters(models, which, ratio):
+    original = models[which]
+    result = pruned(models, which, "l2_unit", ratio)
+    model, layers = result.model, result.info["layers"]
+    widths = [n - min(round(ratio * n), n - 1) for n in OUTER]
+    assert model.inner_widths == result.info["inner_widths"] == widths
+    assert count_params(model) == expected_params(widths) == result.info["params_after"]
+    assert len(layers) == 19
+    for name, layer in layers.items():
+        n, gone = layer["n_filters"], layer["removed"] + layer["zeroed"]
+        assert len(gone) == min(round(ratio * n), n - 1) and not (layer["removed"] and layer["zeroed"])
+        assert bool(layer["removed"]) == (ratio > 0 and name.endswith(".conv1") and name != "conv1")
+        norms = unit_norms(original, name)
+        kept = [j for j in range(n) if j not in gone]
+        if gone:
+            assert norms[gone].max() <= norms[kept].min()
+        if layer["removed"]:  # the surviving filters are the original ones, in order, and conv2 matches
+            block = name.rsplit(".", 1)[0]
+            assert torch.equal(model.get_submodule(name).weight, original.get_submodule(name).weight[kept])
+            assert torch.equal(model.get_submodule(block + ".bn1").running_var,
+                               original.get_submodule(block + ".bn1").running_var[kept])
+            w2 = original.get_submodule(block + ".conv2").weight[:, kept]
+            rows = [j for j in range(w2.shape[0]) if j not in layers[block + ".conv2"]["zeroed"]]
+            assert torch.equal(model.get_submodule(block + ".conv2").weight[rows], w2[rows])
+    # a zeroed unit holds its filter, BN weight and BN bias at zero
+    assert result.info["masked_zeros"] == sum(len(layer["zeroed"]) * (model.get_submodule(name).weight[0].numel() + 2)
+                                              for name, layer in layers.items())
+
+
+def test_l2_unit_zeroed_units_stay_zero_and_output_exactly_zero(models, batch):
+    result = pruned(models, "trained", "l2_unit", 0.5)
+    model = finetune(result.model)
+    zeroed = {name: layer["zeroed"] for name, layer in result.info["layers"].items() if layer["zeroed"]}
+    assert len(zeroed) == 10  # the stem and the 9 conv2s
+    outputs = {}
+    bn_of = {name: ("bn1" if name == "conv1" else name.replace("conv2", "bn2")) for name in zeroed}
+    hooks = [model.get_submodule(bn).register_forward_hook(lambda m, i, o, bn=bn: outputs.__setitem__(bn, o))
+             for bn in bn_of.values()]
+    for name, idx in zeroed.items():
+        bn = model.get_submodule(bn_of[name])
+        assert model.get_submodule(name).weight[idx].eq(0).all()
+        assert bn.weight[idx].eq(0).all() and bn.bias[idx].eq(0).all()
+        others = [j for j in range(bn.num_features) if j not in idx]
+        assert bn.weight[others].ne(0).all()
+    for mode in (True, False):  # batch statistics and running statistics
+        model.train(mode)
+        with torch.no_grad():
+            model(batch)
+        for name, idx in zeroed.items():
+            out = outputs[bn_of[name]]
+            assert out[:, idx].eq(0).all(), f"{name}: zeroed units emit something (train={mode})"
+            assert out.abs().sum() > 0
+    for h in hooks:
+        h.remove()
+
+
+def test_l2_unit_without_stem_leaves_the_stem_alone(models):
+    result = pruned(models, "random", "l2_unit", 0.5, include_stem=False)
+    assert "conv1" not in result.info["layers"] and "conv1.weight" not in result.model.masks
+    assert torch.equal(result.model.conv1.weight, models["random"].conv1.weight)
+
+
+# ---------------------------------------------------------------------------------------------- kmeans_shared
+
+@pytest.mark.parametrize("which", ["random", "trained"])
+@pytest.mark.parametrize("ratio", [0.0, 0.5, 0.9])
+def test_kmeans_shared_gives_exactly_k_distinct_filters(models, batch, which, ratio):
+    result = pruned(models, which, "kmeans_shared", ratio)
+    model, layers = result.model, result.info["layers"]
+    assert len(layers) == 19
+    for name, layer in layers.items():
+        conv = model.get_submodule(name)
+        k = max(1, layer["n_filters"] - round(ratio * layer["n_filters"]))
+        assert isinstance(conv, SharedConv2d) and layer["k"] == layer["k_target"] == k == conv.k
+        assert distinct_rows(conv.weight) == k and conv.assignment.tolist() == layer["assignment"]
+    assert result.info["params_after"] == count_params(model)
+    dense = materialize(model).eval()
+    assert not any(isinstance(m, SharedConv2d) for m in dense.modules())
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(batch), dense(batch), atol=1e-6)
+    model = finetune(model, "adam", {"lr": 1e-3})
+    for name, layer in layers.items():
+        assert distinct_rows(model.get_submodule(name).weight) == layer["k"]
+
+
+def test_kmeans_shared_caps_k_at_the_distinct_filters_and_is_deterministic(batch):
+    model = ResNet20().eval()
+    with torch.no_grad():  # blocks.0.conv1 holds only 3 different filters
+        w = model.blocks[0].conv1.weight
+        w.copy_(w[torch.arange(16) % 3])
+    for ratio, k in ((0.0, 3), (0.5, 3), (0.9, 2)):
+        result = pruning.prune(model, "kmeans_shared", ratio)
+        layer = result.info["layers"]["blocks.0.conv1"]
+        assert layer["k"] == k == result.model.blocks[0].conv1.k == distinct_rows(result.model.blocks[0].conv1.weight)
+        if ratio == 0.0:
+            with torch.no_grad():
+                assert torch.equal(result.model(batch), model(batch))
+            assert layer["assignment"] == [j % 3 for j in range(16)]
+    a, b = (pruning.prune(model, "kmeans_shared", 0.7, seed=5).info for _ in range(2))
+    assert a == b
+
+
+# ---------------------------------------------------------------------------------------------- kmeans_channel
+
+@pytest.mark.parametrize("which", ["random", "trained"])
+@pytest.mark.parametrize("ratio", [0.0, 0.5, 0.9])
+@pytest.mark.parametrize("merge", [True, False])
+def test_kmeans_channel_shrinks_blocks_and_merges(models, which, ratio, merge):
+    original = models[which]
+    result = pruned(models, which, "kmeans_channel", ratio, merge=merge)
+    model, layers = result.model, result.info["layers"]
+    widths = [max(1, n - round(ratio * n)) for n in OUTER]
+    assert model.inner_widths == result.info["inner_widths"] == widths
+    assert count_params(model) == expected_params(widths) == result.info["params_after"]
+    for i in range(9):
+        layer = layers[f"blocks.{i}.conv1"]
+        kept, clusters = layer["kept"], layer["clusters"]
+        assert layer["k"] == len(kept) == widths[i] and kept == sorted(kept)
+        assert sorted(j for c in clusters for j in c) == list(range(OUTER[i]))  # a partition of the channels
+        assert all(rep in c for rep, c in zip(kept, clusters))
+        new, old = model.blocks[i], original.blocks[i]
+        assert torch.equal(new.conv1.weight, old.conv1.weight[kept])
+        assert torch.equal(new.bn1.running_mean, old.bn1.running_mean[kept])
+        expected = torch.stack([old.conv2.weight[:, c].sum(1) for c in clusters], 1) if merge else \
+            old.conv2.weight[:, kept]
+        assert torch.allclose(new.conv2.weight, expected, atol=1e-6)
+    x = torch.randn(4, 3, 32, 32)
+    loss = model.train()(x).square().mean()
+    loss.backward()
+    assert math.isfinite(loss.item()) and all(p.grad is not None for p in model.parameters())
+
+
+def test_kmeans_channel_merge_is_exact_for_duplicate_channels_and_helps_on_a_trained_model(models, batch):
+    model = copy.deepcopy(models["trained"])
+    with torch.no_grad():  # every block's inner channels come in identical pairs (filter and BN entries)
+        for block in model.blocks:
+            for t in (block.conv1.weight, block.bn1.weight, block.bn1.bias, block.bn1.running_mean,
+                      block.bn1.running_var):
+                t.copy_(t[torch.arange(t.shape[0]) // 2 * 2])
+        reference = model(batch)
+    merged = pruning.prune(model, "kmeans_channel", 0.5)
+    assert merged.model.inner_widths == [n // 2 for n in OUTER]
+    with torch.no_grad():
+        assert torch.allclose(merged.model.eval()(batch), reference, atol=1e-5)
+
+    with torch.no_grad():
+        reference = models["trained"](batch)
+        error = {merge: F.mse_loss(pruned(models, "trained", "kmeans_channel", 0.5, merge=merge).model.eval()(batch),
+                                   reference).item() for merge in (True, False)}
+    assert error[True] < error[False], error

@@ -1,0 +1,131 @@
+"""cnn_pruning.train: optimizers, schedules, batched augmentation, determinism, resume and divergence."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cnn_pruning.data import CIFAR10, CIFAR10_CLASSES, Split
+from cnn_pruning.model import ResNet20
+from cnn_pruning.train import (TrainConfig, TrainingDiverged, augment, evaluate_split, fit, lr_multiplier,
+                               make_optimizer, normalize)
+from conftest import class_images
+
+
+def tiny_dataset(per_class: int = 12) -> CIFAR10:
+    def split(n, seed):
+        images = np.concatenate([class_images(c, n, seed) for c in range(10)])
+        return Split(images, np.repeat(np.arange(10), n).astype(np.int64))
+    return CIFAR10(split(per_class, 0), split(4, 1), split(4, 2), CIFAR10_CLASSES, "synthetic", None)
+
+
+CFG = TrainConfig(epochs=2, batch_size=32, eval_batch_size=64, seed=0)
+
+
+@pytest.mark.parametrize("name,cls", [("adam", torch.optim.Adam), ("sgd", torch.optim.SGD),
+                                      ("Adamax", torch.optim.Adamax), ("adamw", torch.optim.AdamW)])
+def test_optimizer_factory_takes_any_torch_optim_name(name, cls):
+    opt = make_optimizer(name, ResNet20().parameters(), {"lr": 0.01, "weight_decay": 1e-4})
+    assert type(opt) is cls and opt.param_groups[0]["lr"] == 0.01
+
+
+def test_optimizer_factory_rejects_unknown_names_and_hyperparameters():
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adamm'; allowed: .*adam, adamax"):
+        make_optimizer("adamm", ResNet20().parameters(), {"lr": 0.1})
+    with pytest.raises(ValueError, match=r"optimizer 'sgd': unknown hyperparameter\(s\) \['betas'\]"):
+        make_optimizer("sgd", ResNet20().parameters(), {"lr": 0.1, "betas": (0.9, 0.99)})
+
+
+def test_augment_keeps_shape_dtype_and_content_up_to_crop_and_flip():
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    out = augment(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    # Every output is a shifted (and maybe mirrored) window of its own input padded with zeros.
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    for i in range(8):
+        found = any(torch.equal(out[i], w)
+                    for dy in range(9) for dx in range(9)
+                    for w in (padded[i, :, dy:dy + 32, dx:dx + 32], padded[i, :, dy:dy + 32, dx:dx + 32].flip(-1)))
+        assert found, f"image {i} is not a crop/flip of its input"
+    assert not torch.equal(out, x)  # something moved
+    again = augment(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+
+
+def test_normalize_matches_cifar_statistics():
+    x = torch.full((1, 3, 2, 2), 128, dtype=torch.uint8)
+    out = normalize(x)
+    assert torch.allclose(out[0, 0, 0, 0], torch.tensor((128 / 255 - 0.4914) / 0.2470), atol=1e-5)
+
+
+def test_lr_schedules():
+    cfg = TrainConfig(epochs=10, schedule="cosine", warmup_epochs=1)
+    assert lr_multiplier(0, 100, cfg, 10) == pytest.approx(0.1)
+    assert lr_multiplier(9, 100, cfg, 10) == pytest.approx(1.0)
+    assert lr_multiplier(55, 100, cfg, 10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 45 / 90)))
+    step = TrainConfig(epochs=10, schedule="multistep", milestones=[5, 8], gamma=0.1)
+    assert [lr_multiplier(s, 100, step, 10) for s in (49, 50, 80)] == pytest.approx([1, 0.1, 0.01])
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+        lr_multiplier(0, 10, TrainConfig(schedule="linear"), 1)
+
+
+def test_training_learns_and_is_deterministic_on_cpu():
+    ds = tiny_dataset()
+    histories, states = [], []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = ResNet20()
+        histories.append(fit(model, ds, "adam", {"lr": 0.01}, CFG, desc="t"))
+        states.append(model.state_dict())
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(histories[0]) == strip(histories[1])
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert set(histories[0][0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
+
+
+def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path):
+    ds, cfg = tiny_dataset(), TrainConfig(epochs=3, batch_size=32, eval_batch_size=64, seed=1)
+    torch.manual_seed(1)
+    straight = ResNet20()
+    want = fit(straight, ds, "sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}, cfg, desc="t")
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_2(row):
+        if row["epoch"] == 2:
+            raise Crash
+
+    torch.manual_seed(1)
+    with pytest.raises(Crash):
+        fit(ResNet20(), ds, "sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}, cfg,
+            resume_path=tmp_path / "state.pt", resume_key="k", on_epoch=crash_after_2, desc="t")
+    seen = []
+    resumed = ResNet20()  # a fresh init: everything must come from the saved state
+    got = fit(resumed, ds, "sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}, cfg,
+              resume_path=tmp_path / "state.pt", resume_key="k", on_epoch=seen.append, desc="t")
+    assert [r["epoch"] for r in seen] == [1, 2, 3]  # the finished epochs are replayed to the tracker
+    assert [r["val_acc"] for r in got] == [r["val_acc"] for r in want]
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+    # A state saved for other inputs is ignored, not resumed.
+    other = fit(ResNet20(), ds, "sgd", {"lr": 0.05}, TrainConfig(epochs=1, batch_size=32, seed=1),
+                resume_path=tmp_path / "state.pt", resume_key="other", desc="t")
+    assert len(other) == 1
+
+
+def test_divergence_stops_with_the_optimizer_and_lr_named():
+    with pytest.raises(TrainingDiverged, match=r"optimizer 'sgd' \(lr=1e\+20\)"):
+        fit(ResNet20(), tiny_dataset(4), "sgd", {"lr": 1e20}, TrainConfig(epochs=3, batch_size=20), desc="t")
+
+
+def test_evaluate_split_reports_loss_and_accuracy():
+    ds = tiny_dataset(2)
+    model = ResNet20()
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.copy_(torch.nn.functional.one_hot(torch.tensor(3), 10).float() * 10)
+    loss, acc = evaluate_split(model, ds.test, TrainConfig())
+    assert acc == pytest.approx(0.1) and loss > 0
