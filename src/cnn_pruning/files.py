@@ -59,3 +59,8 @@ def md5_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def remove(path: str | os.PathLike) -> None:
     Path(path).unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

@@ -1,18 +1,28 @@
-"""What every stage script shares: a clean exit on expected errors, and the device facts runs are tagged with."""
+"""What the stage scripts share: a clean exit on expected errors, device tags, and the train/fine-tune recipe.
+
+Stages stay thin: parse the matrix coordinate, call the library, write outputs, log. Anything two stages do alike
+lives here. Nothing here imports mlflow: a stage passes in the run object it got from cnn_pruning.tracking.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import statistics
 import sys
 from typing import Callable
 
 import torch
 
-from .data import DataError
-from .model import CheckpointError
-from .train import TrainingDiverged
+from . import charts, files
+from .config import ConfigError
+from .data import CIFAR10, DataError
+from .model import CheckpointError, ResNet20, count_params, save_checkpoint
+from .train import HISTORY_COLUMNS, TrainConfig, TrainingDiverged, evaluate_split, fit, pick_device
 
 # Errors that are the user's input or environment, not a bug: one clear line, exit status 1, no traceback.
-EXPECTED_ERRORS = (DataError, CheckpointError, TrainingDiverged, ValueError, KeyError, FileNotFoundError)
+EXPECTED_ERRORS = (DataError, CheckpointError, TrainingDiverged, ConfigError, ValueError, KeyError,
+                   FileNotFoundError)
 
 
 def run_stage(main: Callable[..., None], *args: str, expected: tuple[type[BaseException], ...] = ()) -> None:
@@ -29,3 +39,47 @@ def device_tags(device: torch.device) -> dict:
     if device.type == "cuda":
         tags["device_name"] = torch.cuda.get_device_name(device)
     return tags
+
+
+def fingerprint(*parts) -> str:
+    """md5 of everything that determines a result: a resume state saved for other inputs is never reused."""
+    return hashlib.md5(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fit_and_save(model: ResNet20, ds: CIFAR10, *, stage: str, name: str, optimizer: str, hparams: dict,
+                 cfg: TrainConfig, run, model_path: str, resume_key: str, meta: dict) -> dict:
+    """Train `model` with the recipe, then write the model, metrics, timing, per-epoch history and its chart.
+
+    Outputs: `model_path`, metrics/<stage>/<name>.json (accuracies, params, epochs: identical for identical
+    inputs on CPU), metrics/<stage>/<name>.timing.json (seconds and images/s, kept apart so the rest compares
+    exactly), plots/<stage>/<name>.csv and .png. A crash resumes from checkpoints/<stage>/<name>.pt.
+    """
+    state_path = f"checkpoints/{stage}/{name}.pt"
+    metrics_path, timing_path = f"metrics/{stage}/{name}.json", f"metrics/{stage}/{name}.timing.json"
+    history_path, chart_path = f"plots/{stage}/{name}.csv", f"plots/{stage}/{name}.png"
+    device = pick_device(cfg.device)
+    history = fit(model, ds, optimizer, hparams, cfg, resume_path=state_path, resume_key=resume_key,
+                  on_epoch=lambda row: run.log_metrics({k: v for k, v in row.items() if k != "epoch"},
+                                                       step=row["epoch"]),
+                  desc=f"{stage}-{name}")
+    test_loss, test_acc = evaluate_split(model, ds.test, cfg)
+    best = max(history, key=lambda r: r["val_acc"])
+    labels = {k: v for k, v in meta.items() if not isinstance(v, (dict, list))}  # method, ratio, ...: not the details
+    metrics = {**labels, "test_acc": test_acc, "test_loss": test_loss, "best_val_acc": best["val_acc"],
+               "best_val_epoch": best["epoch"], "last_val_acc": history[-1]["val_acc"],
+               "params": count_params(model), "epochs": len(history), "train_images": len(ds.train.labels)}
+    seconds = [r["seconds"] for r in history]
+    timing = {"seconds_per_epoch_median": statistics.median(seconds), "seconds_total": sum(seconds),
+              "images_per_second_median": len(ds.train.labels) / statistics.median(seconds), **device_tags(device)}
+    save_checkpoint(model_path, model, meta={**meta, "stage": stage, "test_acc": test_acc})
+    files.write_json(metrics_path, metrics)
+    files.write_json(timing_path, timing)
+    files.write_csv(history_path, history, HISTORY_COLUMNS)
+    charts.plot_history(history, chart_path, f"ResNet20, {stage} {name}: loss and accuracy per epoch")
+    run.log_metrics({k: v for k, v in {**metrics, **timing}.items() if k not in ("epochs", "best_val_epoch")})
+    run.set_tags({"model_md5": files.md5_of(model_path), "model_path": model_path})
+    for path in (metrics_path, timing_path, history_path, chart_path):
+        run.log_artifact(path)
+    files.remove(state_path)  # finished: the next run must start from scratch, not resume
+    print(f"{stage}-{name}: test_acc {test_acc:.4f}, best val_acc {best['val_acc']:.4f} (epoch {best['epoch']})")
+    return metrics

@@ -1,0 +1,85 @@
+"""cnn_pruning.config: the one schema for params.yaml; every bad setting is named with what is allowed."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from cnn_pruning import config
+from conftest import REPO
+
+DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def with_change(path: str, value, delete: bool = False) -> dict:
+    params = copy.deepcopy(DEFAULTS)
+    *parents, last = path.split(".")
+    node = params
+    for p in parents:
+        node = node[p]
+    if delete:
+        del node[last]
+    else:
+        node[last] = value
+    return params
+
+
+def test_shipped_params_are_valid():
+    assert config.problems(DEFAULTS) == []
+
+
+@pytest.mark.parametrize("path,value,message", [
+    ("prune.ration", 0.9, r"prune.ration: unknown key; allowed: methods, ratio, base, options"),
+    ("prune.ratio", 1.0, r"prune.ratio = 1.0 is not allowed; expected a number in \[0, 1\)"),
+    ("prune.ratio", -0.1, r"prune.ratio = -0.1 is not allowed"),
+    ("prune.ratio", "half", r"prune.ratio = 'half' is not allowed"),
+    ("prune.ratio", True, r"prune.ratio = True is not allowed"),
+    ("train.epochs", 0, r"train.epochs = 0 is not allowed; expected an integer >= 1"),
+    ("finetune.batch_size", -8, r"finetune.batch_size = -8 is not allowed; expected an integer >= 1"),
+    ("train.epochs", 2.5, r"train.epochs = 2.5 is not allowed"),
+    ("train.optimizers", [], r"train.optimizers is empty"),
+    ("prune.methods", [], r"prune.methods is empty; list at least one of"),
+    ("prune.methods", ["magnitude", "lottery"], r"prune.methods: unknown method 'lottery'; allowed: magnitude, l2_unit"),
+    ("train.optimizers", ["sgd", "adamm"], r"train.optimizer_params has no entry for 'adamm'"),
+    ("finetune.optimizer", "sgdd", r"finetune.optimizer: 'sgdd' is not an optimizer; allowed: .*adamax.*sgd"),
+    ("finetune.optimizer_params", {"lr": 0.1, "betas": [0.9, 0.9]}, r"finetune.optimizer sgd: unknown setting 'betas'"),
+    ("train.optimizer_params.sgd", {"lr": -1}, r"lr = -1 is not allowed; expected a number > 0"),
+    ("prune.base", "rmsprop", r"prune.base = 'rmsprop' is not among the trained optimizers \['adam', 'sgd', 'adamax'\]"),
+    ("sweep.ratios", [0.5, 1.2], r"sweep.ratios = \[0.5, 1.2\] is not allowed; expected a non-empty list of numbers in \[0, 1\)"),
+    ("sweep.methods", ["none"], r"sweep.methods: unknown method 'none'"),
+    ("evaluate.runtime", "tensorrt", r"evaluate.runtime = 'tensorrt' is not allowed; expected one of 'pytorch', 'onnxruntime', 'openvino'"),
+    ("data.md5", "xyz", r"data.md5 = 'xyz' is not allowed; expected 32 hex digits or null"),
+    ("train.schedule", "linear", r"train.schedule = 'linear' is not allowed; expected one of 'cosine'"),
+    ("prune.options.magnitude", {"scope": "everywhere"}, r"prune.options.magnitude: .*scope.*everywhere"),
+    ("prune.options.kmeans_shared", {"seeed": 1}, r"prune.options.kmeans_shared: .*seeed"),
+    ("prune.options.lottery", {}, r"prune.options: unknown method 'lottery'"),
+    ("extra", {"a": 1}, r"unknown section 'extra'"),
+])
+def test_bad_settings_are_named_with_what_is_allowed(path, value, message):
+    found = config.problems(with_change(path, value))
+    assert any(__import__("re").search(message, line) for line in found), found
+
+
+def test_missing_key_and_section():
+    assert any("train.epochs: missing" in p for p in config.problems(with_change("train.epochs", None, delete=True)))
+    assert any("missing section 'sweep'" in p for p in config.problems(with_change("sweep", None, delete=True)))
+
+
+def test_check_raises_with_every_problem_listed():
+    params = with_change("prune.ratio", 2)
+    params["train"]["epochs"] = 0
+    with pytest.raises(config.ConfigError) as err:
+        config.check(params)
+    assert "prune.ratio = 2" in str(err.value) and "train.epochs = 0" in str(err.value)
+
+
+def test_command_line_exit_codes(tmp_path, capsys):
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(DEFAULTS))
+    assert config.main([str(good)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(with_change("prune.ratio", 1.5)))
+    assert config.main([str(bad)]) == 1
+    assert "prune.ratio = 1.5" in capsys.readouterr().err
