@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
+PLOTS_PAGE := .dvc/plots/offline.html
 
 # Nothing the project runs may phone home.
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -16,23 +17,29 @@ export PATH := $(BIN):$(PATH)
 
 .PHONY: run test setup lock mlflow-ui plots clean-venv
 
-run: $(STAMP)
+run: setup
 ifeq ($(strip $(SET)),)
 	dvc repro
 else
 	dvc exp run $(foreach kv,$(SET),-S $(kv))
 endif
 
-test: $(STAMP)
+test: setup
 	python -m pytest $(PYTEST_ARGS)
 
-setup: $(STAMP)
+setup: $(STAMP) $(PLOTS_PAGE)
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# `dvc plots show` renders offline: Vega, Vega-Lite and vega-embed (pinned in tools/vega/package-lock.json) are
+# inlined into the page template that .dvc/config names.
+$(PLOTS_PAGE): tools/vega/package-lock.json tools/offline_plots.py
+	npm ci --prefix tools/vega --silent --no-audit --no-fund
+	$(PYTHON) tools/offline_plots.py
 
 # Re-resolve the pinned set from scratch (needs the package index).
 lock:
@@ -43,11 +50,11 @@ lock:
 	mv requirements.lock.new requirements.lock
 
 # Browse the runs: http://127.0.0.1:5000
-mlflow-ui: $(STAMP)
+mlflow-ui: setup
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 # Write the DVC plots page (dvc_plots/index.html).
-plots: $(STAMP)
+plots: setup
 	dvc plots show
 
 clean-venv:
