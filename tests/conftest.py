@@ -92,6 +92,9 @@ def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, 
 TINY_OVERRIDES = {
     "data": {"md5": None, "val_size": 50, "seed": 0},
     "train": {"epochs": 1, "batch_size": 64},
+    "finetune": {"epochs": 1, "batch_size": 64},
+    "evaluate": {"batch_size": 32, "rounds": 2, "warmup": 1},
+    "sweep": {"ratios": [0.5, 0.9], "batch_size": 32, "rounds": 2, "eval_images": 50},
 }
 
 

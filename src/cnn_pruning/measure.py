@@ -153,3 +153,44 @@ def model_summary(model: nn.Module) -> dict:
             "macs_nonzero_weights": count_macs(model, skip_zero_weights=True),
             "inner_widths": list(spec.get("inner_widths", [])),
             "shared_k": dict(spec.get("shared", {}))}
+
+
+# ---------------------------------------------------------------------------------------------- a model vs its base
+
+def compare(candidate: nn.Module, base: nn.Module, split: Split, *, export_path, base_export_path,
+            runtime: str = "pytorch", batch_sizes=(256, 1), rounds: int = 5, warmup: int = 2,
+            device: str = "cpu", threads: int | None = None, precision: str = "f32") -> dict:
+    """Everything the evaluate and sweep stages report about `candidate` against `base`, in one flat dict.
+
+    Accuracy on `split`, stored parameters, nonzeros, distinct filters and MACs of both, the compact export of both
+    written to disk (the sizes are the files' bytes), and inference speed of both timed interleaved in this process
+    on `runtime` (cnn_pruning.speed.compare_speed): `speedup_b256` = base ms / candidate ms at batch 256.
+    Returns (flat metrics, the raw speed result with every timed sample).
+    """
+    from . import export, speed  # onnx/openvino are imported only by the stages that time models
+
+    acc, base_acc = accuracy(candidate, split, device=device), accuracy(base, split, device=device)
+    cand, ref = model_summary(candidate), model_summary(base)
+    size, base_size = export.export_compact(candidate, export_path), export.export_compact(base, base_export_path)
+    timing = speed.compare_speed(base, candidate, runtime=runtime, batch_sizes=batch_sizes, rounds=rounds,
+                                 warmup=warmup, device=device, threads=threads, precision=precision)
+    metrics = {
+        "test_acc": acc["accuracy"], "per_class_acc": acc["per_class"], "test_images": acc["n"],
+        "base_test_acc": base_acc["accuracy"], "acc_drop": base_acc["accuracy"] - acc["accuracy"],
+        **{k: v for k, v in cand.items() if not isinstance(v, (list, dict))},
+        "base_params": ref["params"], "base_macs": ref["macs"],
+        "params_ratio": ref["params"] / max(1, cand["params"]),
+        "nonzero_ratio": ref["nonzero_params"] / max(1, cand["nonzero_params"]),
+        "macs_ratio": ref["macs"] / max(1, cand["macs"]),
+        "size_bytes": size, "base_size_bytes": base_size, "size_ratio": base_size / size,
+        "runtime": runtime, "device": timing["device"], "device_name": timing["device_name"],
+        "threads": timing["threads"], "timed_rounds": rounds,
+    }
+    for bs in timing["speedup"]:
+        metrics[f"speedup_b{bs}"] = timing["speedup"][bs]
+        metrics[f"images_per_s_b{bs}"] = timing["candidate"][bs]["images_per_s"]
+        metrics[f"base_images_per_s_b{bs}"] = timing["base"][bs]["images_per_s"]
+        metrics[f"ms_per_batch_b{bs}"] = timing["candidate"][bs]["median_ms"]
+        metrics[f"base_ms_per_batch_b{bs}"] = timing["base"][bs]["median_ms"]
+        metrics[f"ms_iqr_b{bs}"] = timing["candidate"][bs]["q3_ms"] - timing["candidate"][bs]["q1_ms"]
+    return metrics, timing

@@ -83,3 +83,35 @@ def fit_and_save(model: ResNet20, ds: CIFAR10, *, stage: str, name: str, optimiz
     files.remove(state_path)  # finished: the next run must start from scratch, not resume
     print(f"{stage}-{name}: test_acc {test_acc:.4f}, best val_acc {best['val_acc']:.4f} (epoch {best['epoch']})")
     return metrics
+
+
+def evaluate_and_save(name: str, model_path: str, base_path: str, cfg: dict, ds: CIFAR10, run, labels: dict) -> dict:
+    """Measure the model at `model_path` against the base at `base_path` (measure.compare) and write
+    metrics/evaluate/<name>.json (+ .timing.json with every timed sample) and its compact export
+    models/compact/<name>.rz, logging the scalars and files to `run`."""
+    from . import measure
+    from .model import load_checkpoint
+
+    model, _ = load_checkpoint(model_path)
+    base, _ = load_checkpoint(base_path)
+    device = str(pick_device(cfg["device"]))
+    export_path = f"models/compact/{name}.rz"
+    metrics, timing = measure.compare(
+        model, base, ds.test, export_path=export_path, base_export_path=f"checkpoints/evaluate/{name}-base.rz",
+        runtime=cfg["runtime"], batch_sizes=(cfg["batch_size"], 1), rounds=cfg["rounds"], warmup=cfg["warmup"],
+        device=device, threads=cfg["threads"], precision=cfg["precision"])
+    files.remove(f"checkpoints/evaluate/{name}-base.rz")
+    metrics = {**labels, **metrics}
+    metrics_path, timing_path = f"metrics/evaluate/{name}.json", f"metrics/evaluate/{name}.timing.json"
+    files.write_json(metrics_path, metrics)
+    files.write_json(timing_path, timing)
+    run.log_metrics({k: v for k, v in metrics.items() if k not in ("ratio", "threads", "timed_rounds")})
+    run.set_tags({"device": metrics["device"], "threads": metrics["threads"], "runtime": metrics["runtime"]})
+    run.log_artifact(metrics_path)
+    run.log_artifact(timing_path)
+    bs = cfg["batch_size"]
+    print(f"evaluate-{name}: test_acc {metrics['test_acc']:.4f} (base {metrics['base_test_acc']:.4f}), "
+          f"params {metrics['params']}, MACs {metrics['macs']}, size {metrics['size_bytes']} B "
+          f"({metrics['size_ratio']:.2f}x smaller), speedup {metrics[f'speedup_b{bs}']:.2f}x at batch {bs} "
+          f"and {metrics['speedup_b1']:.2f}x at batch 1 on {metrics['runtime']}")
+    return metrics

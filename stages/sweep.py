@@ -1,0 +1,65 @@
+"""DVC stage `sweep@<method>`: prune the base model at every ratio in sweep.ratios (no fine-tune) and measure it.
+
+    python stages/sweep.py l2_unit     # reads params.yaml: sweep, prune.base, prune.options.<method>
+
+One row per ratio in plots/sweep/<method>.csv: params, nonzeros, distinct filters, MACs, stored size, accuracy
+before fine-tuning, and speed against the base timed interleaved in this process. To keep the sweep to minutes on
+a CPU, speed is a fixed small number of timed batches per point (the `timed_rounds` and `timed_batch_size`
+columns say how many) and accuracy uses `sweep.eval_images` test images (the `eval_images` column).
+It does not read prune.ratio, so `dvc exp run -S prune.ratio=...` leaves it cached.
+"""
+
+import sys
+
+from cnn_pruning import data, files, params, pruning, tracking
+from cnn_pruning.measure import compare
+from cnn_pruning.model import load_checkpoint
+from cnn_pruning.stage import run_stage
+from cnn_pruning.train import pick_device
+
+COLUMNS = ("method", "ratio", "test_acc", "base_test_acc", "params", "nonzero_params", "distinct_filters", "macs",
+           "size_bytes", "size_ratio", "params_ratio", "macs_ratio", "images_per_s", "base_images_per_s",
+           "ms_per_batch", "base_ms_per_batch", "speedup", "speedup_b1", "runtime", "device", "threads",
+           "timed_batch_size", "timed_rounds", "eval_images")
+
+
+def main(method: str) -> None:
+    cfg, prune_cfg = params.section("sweep"), params.section("prune")
+    base_name, options = prune_cfg["base"], prune_cfg["options"].get(method) or {}
+    for ratio in cfg["ratios"]:
+        pruning.validate(method, ratio, options)
+    base, _ = load_checkpoint(f"models/base/{base_name}.pt")
+    ds = data.load("data/cifar10.npz")
+    test = ds.test
+    if cfg["eval_images"] is not None and cfg["eval_images"] < len(test.labels):
+        test = data.subset(test, data.stratified_indices(test.labels, cfg["eval_images"], seed=0))
+    bs, device = cfg["batch_size"], str(pick_device(cfg["device"]))
+    own = {**cfg, "method": method, "base": base_name, "options": options}
+    rows, out = [], f"plots/sweep/{method}.csv"
+    with tracking.stage_run("sweep", f"sweep-{method}", params=own,
+                            tags={"method": method, "base_optimizer": base_name}) as run:
+        for ratio in cfg["ratios"]:
+            model = pruning.prune(base, method, ratio, **options).model
+            m, _ = compare(model, base, test, export_path=f"checkpoints/sweep/{method}.rz",
+                           base_export_path=f"checkpoints/sweep/{method}-base.rz", runtime=cfg["runtime"],
+                           batch_sizes=(bs, 1), rounds=cfg["rounds"], warmup=2,
+                           device=device,
+                           threads=cfg["threads"])
+            row = {**{k: m.get(k) for k in COLUMNS}, "method": method, "ratio": ratio,
+                   "images_per_s": m[f"images_per_s_b{bs}"], "base_images_per_s": m[f"base_images_per_s_b{bs}"],
+                   "ms_per_batch": m[f"ms_per_batch_b{bs}"], "base_ms_per_batch": m[f"base_ms_per_batch_b{bs}"],
+                   "speedup": m[f"speedup_b{bs}"], "timed_batch_size": bs, "timed_rounds": cfg["rounds"],
+                   "eval_images": len(test.labels)}
+            rows.append(row)
+            run.log_metrics({k: v for k, v in row.items() if k not in ("method", "ratio", "runtime", "device")},
+                            step=round(ratio * 100))  # MLflow steps are integers: the ratio in percent
+            print(f"sweep-{method} ratio {ratio}: acc {row['test_acc']:.4f}, params {row['params']}, "
+                  f"size {row['size_ratio']:.2f}x smaller, speedup {row['speedup']:.2f}x")
+        files.write_csv(out, rows, COLUMNS)
+        for p in (f"checkpoints/sweep/{method}.rz", f"checkpoints/sweep/{method}-base.rz"):
+            files.remove(p)
+        run.log_artifact(out)
+
+
+if __name__ == "__main__":
+    run_stage(main, *sys.argv[1:], expected=(tracking.TrackingError,))
