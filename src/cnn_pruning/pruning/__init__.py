@@ -1,0 +1,80 @@
+"""Pruning methods for ResNet20: one entry point, four methods, a new model ready to fine-tune with train.fit().
+
+    from cnn_pruning import pruning
+    pruning.validate("l2_unit", 0.5, {"include_stem": False})   # cheap check of a stage's params, no model needed
+    result = pruning.prune(model, "kmeans_shared", 0.5, seed=0)  # `model` is left untouched
+    result.model    # a ResNet20: maybe narrower inner widths, SharedConv2d layers, model.masks
+    result.info     # plain types (json): method, ratio, options, params_before/after, per-layer details
+
+The methods (each module's docstring says exactly what it does, its options and its info keys):
+    magnitude       unstructured: zero the round(ratio * N) smallest |w|, held at zero by model.masks
+    l2_unit         structured: the smallest-L2 filters of every conv are removed (block-internal convs) or
+                    zeroed with their BN weight and bias (convs feeding the residual sum)
+    kmeans_shared   weight sharing: each conv's filters are clustered and replaced by their k centroids
+    kmeans_channel  structured: each block's inner channels are clustered (BN folded in), one per cluster is kept,
+                    the others' conv2 weights are merged into it
+
+`ratio` is the fraction removed, a number in [0, 1); ratio 0 gives a model with the same outputs. Every count in
+the package rounds the same way: a layer of n units loses round(ratio * n) (Python's round(), half to even) and
+keeps the rest, at least 1 where a layer must keep something. Methods start from a dense ResNet20 (no masks, no
+shared layers); the result saves and reloads with model.save_checkpoint / load_checkpoint. Counting distinct
+filters, non-zeros and MACs of the result is cnn_pruning.measure's job.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from ..model import ResNet20, count_params
+from . import kmeans_channel, kmeans_shared, l2_unit, magnitude
+from .common import check_model, check_options, check_ratio
+
+_REGISTRY = {"magnitude": magnitude, "l2_unit": l2_unit, "kmeans_shared": kmeans_shared,
+             "kmeans_channel": kmeans_channel}
+METHODS = tuple(_REGISTRY)
+
+
+@dataclass
+class PruneResult:
+    model: ResNet20
+    info: dict
+
+
+def defaults(method: str) -> dict:
+    """The options of `method` with their default values."""
+    validate(method, 0.0)
+    return dict(_REGISTRY[method].DEFAULTS)
+
+
+def validate(method: str, ratio, options: dict | None = None) -> tuple[float, dict]:
+    """Check a method name, a ratio and options without a model; returns (ratio as float, options with defaults).
+
+    Raises ValueError naming the bad value and what is allowed.
+    """
+    if not isinstance(method, str) or method not in _REGISTRY:
+        raise ValueError(f"unknown pruning method {method!r}; allowed: {', '.join(METHODS)}")
+    ratio = check_ratio(ratio)
+    if options is not None and not isinstance(options, dict):
+        raise ValueError(f"pruning options must be a dict of option names to values, got {options!r}")
+    module = _REGISTRY[method]
+    return ratio, check_options(method, dict(options or {}), module.DEFAULTS, module.ALLOWED)
+
+
+def prune(model: ResNet20, method: str, ratio: float, **options) -> PruneResult:
+    """Prune a copy of `model` with `method`, removing the fraction `ratio`; `model` itself is never changed."""
+    ratio, options = validate(method, ratio, options)
+    check_model(model)
+    work = copy.deepcopy(model)  # methods may edit what they get in place; the caller's model stays as it was
+    pruned, details = _REGISTRY[method].prune(work, ratio, **options)
+    info = {"method": method, "ratio": ratio, "options": options, "params_before": count_params(model),
+            "params_after": count_params(pruned), "masked_zeros": masked_zeros(pruned), **details}
+    return PruneResult(pruned, info)
+
+
+def masked_zeros(model: ResNet20) -> int:
+    """How many parameter entries model.masks holds at zero."""
+    return sum(int((~keep).sum()) for keep in model.masks.values())
+
+
+__all__ = ["METHODS", "PruneResult", "defaults", "masked_zeros", "prune", "validate"]

@@ -1,0 +1,184 @@
+"""What the pruning methods share: argument checks, criteria (which units go) and surgery (taking them out).
+
+Criteria only read weights and return indices or clusters; surgery only takes indices and edits a model. Keeping
+the two apart, as VainF/Torch-Pruning does, lets every method read as "score, pick, cut", and lets one surgery
+serve several criteria (l2_unit and kmeans_channel both shrink the residual blocks' inner width with it).
+
+Counting rule, the same everywhere: a layer of n units loses n_removed = round(ratio * n) of them (Python's round(),
+half to even: round(0.5 * 9) = 4) and keeps n - n_removed, at least 1 where a layer must keep something.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+import torch.nn as nn
+from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
+
+from ..model import ResNet20, SharedConv2d, apply_masks
+
+# ---------------------------------------------------------------------------------------------- checks and counts
+
+
+def check_ratio(ratio) -> float:
+    """The fraction removed, as a float in [0, 1); anything else (bool, str, NaN, inf, 1.0) is a ValueError."""
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0.0 <= float(ratio) < 1.0:
+        raise ValueError(f"pruning ratio must be a number in [0, 1) (the fraction removed), got {ratio!r}")
+    return float(ratio)
+
+
+def _describe(allowed) -> str:
+    if isinstance(allowed, range):
+        return f"an integer in [{allowed.start}, {allowed.stop - 1}]"
+    return " or ".join(repr(a) for a in allowed)
+
+
+def check_options(method: str, options: dict, defaults: dict, allowed: dict) -> dict:
+    """Defaults overlaid with `options`; an unknown name, a value of the wrong type or outside `allowed` raises.
+
+    The type must be the default's (a bool is not an int here, so seed=True is refused), and the value must be in
+    allowed[name]: a tuple of choices or a range of integers.
+    """
+    unknown = sorted(set(options) - set(defaults), key=str)
+    if unknown:
+        raise ValueError(f"pruning method {method!r}: unknown option(s) {', '.join(map(repr, unknown))}; "
+                         f"allowed options: {', '.join(defaults) or 'none'}")
+    for name, value in options.items():
+        default = defaults[name]
+        if isinstance(default, bool):
+            right_type = isinstance(value, bool)
+        elif isinstance(default, int):
+            right_type = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        else:
+            right_type = isinstance(value, type(default))
+        if not right_type or value not in allowed[name]:
+            raise ValueError(f"pruning method {method!r}: option {name}={value!r} is not allowed; "
+                             f"allowed: {_describe(allowed[name])}")
+    return {**defaults, **{k: int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v
+                           for k, v in options.items()}}
+
+
+def check_model(model) -> None:
+    """Methods start from a dense ResNet20: pruning an already pruned model (masks, shared layers) is refused,
+    because silently dropping its masks or sharing would undo the earlier pruning."""
+    if not isinstance(model, ResNet20):
+        raise TypeError(f"prune() expects a cnn_pruning.model.ResNet20, got {type(model).__name__}")
+    shared = [n for n, m in model.named_modules() if isinstance(m, SharedConv2d)]
+    if shared or model.masks:
+        raise ValueError(f"prune() expects a dense model; this one is already pruned (shared layers: {shared}, "
+                         f"masks: {sorted(model.masks)})")
+
+
+def n_removed(ratio: float, n: int) -> int:
+    return int(round(ratio * n))
+
+
+def n_kept(ratio: float, n: int) -> int:
+    return max(1, n - n_removed(ratio, n))
+
+
+def conv_names(model: nn.Module, include_stem: bool = True) -> list[str]:
+    """Every plain conv in forward order; the stem is the one called "conv1" at the top level."""
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and (include_stem or n != "conv1")]
+
+
+# ---------------------------------------------------------------------------------------------- criteria
+
+
+def smallest(scores: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices of the `count` smallest entries of a 1-D tensor. A stable sort, not a threshold: with ties the
+    lower index goes first, so exactly `count` come back."""
+    return torch.argsort(scores.detach().cpu(), stable=True)[:count]
+
+
+def filter_norms(weight: torch.Tensor) -> torch.Tensor:
+    """L2 norm of each output filter."""
+    return weight.detach().flatten(1).norm(dim=1)
+
+
+@torch.no_grad()
+def folded_filters(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> np.ndarray:
+    """Each filter with its BatchNorm (running statistics, i.e. eval mode) folded in, plus the folded bias, as
+    float64 rows: two rows are equal exactly when the two channels give the same output after BN."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    w = conv.weight.flatten(1) * scale[:, None]
+    b = bn.bias - bn.running_mean * scale
+    return torch.cat([w, b[:, None]], 1).double().cpu().numpy()
+
+
+def kmeans(points: np.ndarray, k: int, seed: int, n_init: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, centroids) of k-means (k-means++ init, random_state=seed) over the rows of `points` (float64).
+
+    k is first capped at the number of distinct rows, so no cluster is a duplicate of another. When every row is
+    its own cluster, k-means is skipped: labels = arange, centroids = the rows, exactly (ratio 0 changes nothing).
+    Callers read the real cluster count from the labels.
+    """
+    k = min(k, len(np.unique(points, axis=0)))
+    if k == len(points):
+        return np.arange(len(points)), points.copy()
+    # One thread: the problems are tiny (at most 64 rows), and OpenMP threads only wait on each other, badly so on
+    # a busy machine (seconds instead of milliseconds per layer).
+    with threadpool_limits(limits=1):
+        km = KMeans(n_clusters=k, init="k-means++", n_init=n_init, random_state=seed).fit(points)
+    return km.labels_.astype(np.int64), km.cluster_centers_
+
+
+# ---------------------------------------------------------------------------------------------- surgery
+
+
+def rebuild(model: ResNet20, state: dict, inner_widths: list[int]) -> ResNet20:
+    """A new ResNet20 of the given inner widths holding `state`, built the way load_checkpoint() builds one, so
+    what we return and what a checkpoint reloads are the same architecture. Masks are copied over."""
+    with torch.random.fork_rng(devices=[]):  # the constructor's init must not move the caller's random stream
+        new = ResNet20(inner_widths=inner_widths, num_classes=model.num_classes, shared=model.spec()["shared"])
+    new.load_state_dict(state, strict=True)
+    new.masks = {name: keep.clone() for name, keep in model.masks.items()}
+    device = next(model.parameters()).device
+    return new.to(device).train(model.training)
+
+
+@torch.no_grad()
+def remove_inner_channels(model: ResNet20, keep: dict[int, list[int]],
+                          merge: dict[int, list[list[int]]] | None = None) -> ResNet20:
+    """Physically remove inner channels of residual blocks; returns a new, narrower model.
+
+    Block i keeps conv1's output filters keep[i] (in that order) with their bn1 entries, and conv2 keeps the
+    matching input channels. With `merge`, the input slice of conv2 for the j-th kept channel becomes the SUM of
+    the slices of merge[i][j] (the channels it stands for): if those channels' activations were equal, conv2's
+    output is unchanged. Only the inner width is free in ResNet20 (the residual sum fixes the others).
+    """
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    widths = list(model.inner_widths)
+    for i, idx in keep.items():
+        p, idx_t = f"blocks.{i}.", torch.as_tensor(idx, dtype=torch.long)
+        state[p + "conv1.weight"] = state[p + "conv1.weight"][idx_t]
+        for s in ("weight", "bias", "running_mean", "running_var"):
+            state[p + "bn1." + s] = state[p + "bn1." + s][idx_t]
+        w2 = state[p + "conv2.weight"]
+        if merge is None:
+            state[p + "conv2.weight"] = w2[:, idx_t]
+        else:
+            state[p + "conv2.weight"] = torch.stack([w2[:, list(members)].sum(1) for members in merge[i]], 1)
+        widths[i] = len(idx)
+    return rebuild(model, state, widths)
+
+
+def set_mask(model: ResNet20, param_name: str, keep: torch.Tensor) -> None:
+    """Record a keep-mask (combined with any earlier one) and zero the dropped entries now."""
+    old = model.masks.get(param_name)
+    model.masks[param_name] = keep.bool() if old is None else (old & keep.bool())
+    apply_masks(model)
+
+
+def zero_units(model: ResNet20, conv_name: str, bn_name: str, idx: list[int]) -> None:
+    """Zero output units `idx` of a conv and hold them at zero through masks: the filter AND its BN weight and
+    bias. Zeroing the filter alone is not enough: BN would still add its bias (beta - gamma*mean/std) and the
+    unit would keep emitting a constant; with gamma = beta = 0 it emits exactly 0 in train and eval mode."""
+    for name in (conv_name + ".weight", bn_name + ".weight", bn_name + ".bias"):
+        p = model.get_parameter(name)
+        keep = torch.ones_like(p, dtype=torch.bool)
+        keep[torch.as_tensor(idx, dtype=torch.long)] = False
+        set_mask(model, name, keep)

@@ -1,0 +1,63 @@
+"""Unstructured magnitude pruning: zero the weights with the smallest |w| and keep them at zero with masks.
+
+    result = pruning.prune(model, "magnitude", 0.9)                    # global: 90% of all conv weights
+    result = pruning.prune(model, "magnitude", 0.5, scope="layer", include_fc=True)
+
+Options:
+    scope         "global" (default): rank all prunable weights together, so layers lose different fractions;
+                  "layer": every prunable weight tensor loses the same fraction.
+    include_stem  False (default): the first conv (3 input channels, 432 weights) is left alone; pruning it hurts
+                  most and saves least.
+    include_fc    False (default): the classifier is left alone.
+
+Prunable weights are the conv weights (and fc.weight with include_fc). Exactly round(ratio * N) entries are zeroed:
+N = all prunable entries (global) or each tensor's entries (layer). Positions come from a stable sort of |w|, not
+a threshold, so tied values still give exactly that count. The weights stay plain tensors; model.masks[name] holds
+each prunable tensor's keep-mask (all True where nothing was zeroed), and train.fit() holds the zeros in place for
+any optimizer. The shapes, and so count_params(), do not change: the saving is in the number of non-zeros.
+
+info: scope, prunable (N), zeroed (total), layers = {param name: {numel, zeroed}}.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..model import ResNet20
+from .common import conv_names, n_removed, set_mask, smallest
+
+DEFAULTS = {"scope": "global", "include_stem": False, "include_fc": False}
+ALLOWED = {"scope": ("global", "layer"), "include_stem": (False, True), "include_fc": (False, True)}
+
+
+def prunable(model: ResNet20, include_stem: bool, include_fc: bool) -> list[str]:
+    names = [f"{name}.weight" for name in conv_names(model, include_stem)]
+    return names + (["fc.weight"] if include_fc else [])
+
+
+def prune(model: ResNet20, ratio: float, scope: str, include_stem: bool, include_fc: bool) -> tuple[ResNet20, dict]:
+    names = prunable(model, include_stem, include_fc)
+    params = [model.get_parameter(n) for n in names]
+    scores = [p.detach().abs().flatten().cpu() for p in params]
+
+    # criterion: which entries go
+    if scope == "global":
+        flat = torch.cat(scores)
+        keep = torch.ones(len(flat), dtype=torch.bool)
+        keep[smallest(flat, n_removed(ratio, len(flat)))] = False
+        keeps = list(keep.split([len(s) for s in scores]))
+    else:
+        keeps = []
+        for s in scores:
+            keep = torch.ones(len(s), dtype=torch.bool)
+            keep[smallest(s, n_removed(ratio, len(s)))] = False
+            keeps.append(keep)
+
+    # surgery: record the masks and zero the entries
+    layers = {}
+    for name, p, keep in zip(names, params, keeps):
+        set_mask(model, name, keep.view_as(p).to(p.device))
+        layers[name] = {"numel": p.numel(), "zeroed": int((~keep).sum())}
+    info = {"scope": scope, "prunable": sum(s.numel() for s in scores),
+            "zeroed": sum(layer["zeroed"] for layer in layers.values()), "layers": layers}
+    return model, info
