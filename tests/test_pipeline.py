@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+import torch
+
+from cnn_pruning.measure import count_parameters
 from cnn_pruning.model import load_checkpoint
 from conftest import run
 
 OPTIMIZERS = ("adam", "sgd", "adamax")
+METHODS = ("none", "magnitude", "l2_unit", "kmeans_shared", "kmeans_channel")
 
 
 def read_json(path):
@@ -50,7 +55,10 @@ def test_mlflow_holds_one_run_per_stage_with_tags_and_epoch_metrics(tiny_pipelin
     assert exp is not None and exp.artifact_location.startswith((tiny_pipeline / "mlartifacts").as_uri())
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     names = sorted(r.info.run_name for r in runs)
-    assert {"download", "train-adam", "train-sgd", "train-adamax"} <= set(names)
+    assert {"download", "train-adam", "train-sgd", "train-adamax", "report"} <= set(names)
+    for m in METHODS:
+        assert {f"prune-{m}", f"finetune-{m}", f"evaluate-{m}"} <= set(names)
+    assert {f"sweep-{m}" for m in METHODS[1:]} <= set(names)
     assert len(names) == len(set(names)), f"a stage logged twice: {names}"
     commit = run(["git", "rev-parse", "HEAD"], tiny_pipeline).stdout.strip()
     for r in runs:
@@ -86,7 +94,80 @@ def test_second_repro_runs_nothing(tiny_pipeline):
     assert "up to date" in status.lower() or status.strip() == "", status
 
 
-def test_plots_show_draws_the_optimizer_chart(tiny_pipeline):
+def test_plots_show_renders_every_chart_offline(tiny_pipeline):
     run(["dvc", "plots", "show", "-o", "plots-html"], tiny_pipeline)
     html = (tiny_pipeline / "plots-html" / "index.html").read_text()
-    assert "validation accuracy per epoch, by optimizer" in html
+    for title in ("validation accuracy per epoch, by optimizer", "Fine-tuning after pruning",
+                  "Inference speed vs pruning ratio", "Parameters stored vs pruning ratio",
+                  "Compact export size vs pruning ratio", "Test accuracy vs pruning ratio",
+                  "Test accuracy vs measured speedup"):
+        assert title in html, title
+    # No CDN: every script is inline (the Vega "$schema" URL string inside a spec is fine).
+    assert not re.search(r"<script[^>]*\bsrc=", html) and not re.search(r"<link[^>]*\bhref=", html)
+    assert "vegaEmbed" in html
+    assert "plots-html/static/accuracy_vs_speedup.png" in html or "accuracy_vs_speedup.png" in html
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_prune_and_finetune_metrics_per_method(tiny_pipeline, method):
+    pruned = read_json(tiny_pipeline / "metrics" / "prune" / f"{method}.json")
+    assert {"base_val_acc", "base_test_acc", "val_acc", "test_acc", "params", "nonzero_params", "distinct_filters",
+            "macs", "ratio", "method", "base"} <= pruned.keys()
+    assert pruned["ratio"] == (None if method == "none" else 0.5) and pruned["base"] == "sgd"
+    tuned = read_json(tiny_pipeline / "metrics" / "finetune" / f"{method}.json")
+    assert tuned["epochs"] == 1 and tuned["method"] == method
+    with open(tiny_pipeline / "plots" / "finetune" / f"{method}.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1"]
+
+
+def test_what_each_method_promised_is_true_of_the_fine_tuned_models(tiny_pipeline):
+    models = {m: load_checkpoint(tiny_pipeline / "models" / "finetuned" / f"{m}.pt")[0] for m in METHODS}
+    base = load_checkpoint(tiny_pipeline / "models" / "base" / "sgd.pt")[0]
+    assert count_parameters(models["none"])["params"] == count_parameters(base)["params"] == 269_722
+    # magnitude: exactly round(0.5 x prunable) zeros survived fine-tuning
+    mag = models["magnitude"]
+    prunable = [p for n, p in mag.named_parameters() if n in mag.masks]
+    n = sum(p.numel() for p in prunable)
+    assert sum(int((p == 0).sum()) for p in prunable) == round(0.5 * n)
+    # l2_unit and kmeans_channel: physically narrower blocks
+    assert models["l2_unit"].inner_widths == [8] * 3 + [16] * 3 + [32] * 3
+    assert models["kmeans_channel"].inner_widths == [8] * 3 + [16] * 3 + [32] * 3
+    # kmeans_shared: every conv holds exactly k distinct filters after fine-tuning
+    shared = models["kmeans_shared"]
+    for name, k in shared.spec()["shared"].items():
+        w = shared.get_submodule(name).weight.detach().flatten(1)
+        assert len(torch.unique(w, dim=0)) == k
+
+
+@pytest.mark.parametrize("name", ["base-adam", "base-sgd", "base-adamax", *METHODS])
+def test_evaluate_metrics(tiny_pipeline, name):
+    ev = read_json(tiny_pipeline / "metrics" / "evaluate" / f"{name}.json")
+    assert {"test_acc", "per_class_acc", "params", "nonzero_params", "distinct_filters", "macs", "size_bytes",
+            "size_ratio", "speedup", "speedup_b1", "images_per_s", "ms_per_batch", "runtime", "threads", "device",
+            "method", "ratio", "base", "base_test_acc"} <= ev.keys()
+    assert len(ev["per_class_acc"]) == 10 and ev["runtime"] == "pytorch" and ev["batch_size"] == 32
+    assert (tiny_pipeline / "models" / "compact" / f"{name}.rz").stat().st_size == ev["size_bytes"]
+    timing = read_json(tiny_pipeline / "metrics" / "evaluate" / f"{name}.timing.json")
+    assert len(timing["base"]["32"]["ms"]) == len(timing["candidate"]["32"]["ms"]) == 2
+
+
+@pytest.mark.parametrize("method", METHODS[1:])
+def test_sweep_has_a_row_per_ratio(tiny_pipeline, method):
+    with open(tiny_pipeline / "plots" / "sweep" / f"{method}.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["ratio"]) for r in rows] == [0.5, 0.9]
+    assert all(r["timed_rounds"] == "2" and r["eval_images"] == "50" for r in rows)
+    if method in ("l2_unit", "kmeans_channel"):
+        assert int(rows[1]["params"]) < int(rows[0]["params"]) < 269_722
+        assert int(rows[1]["macs"]) < int(rows[0]["macs"])
+
+
+def test_report_lists_every_model(tiny_pipeline):
+    table = (tiny_pipeline / "reports" / "summary.md").read_text()
+    summary = read_json(tiny_pipeline / "metrics" / "summary.json")
+    for name in ("base-adam", "base-sgd", "base-adamax", *METHODS):
+        assert f"| {name} |" in table
+        assert {"test_acc", "speedup", "size_ratio"} <= summary[name].keys()
+    charts = {p.name for p in (tiny_pipeline / "plots" / "report").iterdir()}
+    assert {"time_vs_ratio.png", "params_vs_ratio.png", "size_vs_ratio.png", "accuracy_vs_ratio.png",
+            "accuracy_vs_speedup.png"} <= charts

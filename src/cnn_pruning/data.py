@@ -32,10 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets.utils import calculate_md5, download_url
-from torchvision.io import decode_image
 
 from .files import atomic_path
+
+# torchvision (download, md5, image decoding) is imported inside the functions that use it: importing it costs
+# a second or more, and every later stage only calls load().
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -88,8 +89,16 @@ def locate(source: str, root: Path) -> str | Path:
     return path
 
 
+def calculate_md5(path: str | os.PathLike) -> str:
+    from torchvision.datasets.utils import calculate_md5 as torchvision_md5
+
+    return torchvision_md5(str(path))
+
+
 def fetch(url: str, md5: str | None, cache_dir: Path) -> Path:
     """Download `url` into `cache_dir` (kept between runs) with torchvision; a half-finished download is removed."""
+    from torchvision.datasets.utils import download_url
+
     cache_dir.mkdir(parents=True, exist_ok=True)
     name = Path(urllib.parse.urlparse(url).path).name or "download"
     cached = cache_dir / name
@@ -286,6 +295,8 @@ def read_python_batches(tree: Tree, folder: str) -> tuple[Split, Split]:
 
 def decode(raw: bytes, where: str) -> np.ndarray:
     """One PNG/JPEG file's bytes → uint8 32×32×3, or DataError naming the file."""
+    from torchvision.io import decode_image  # cached by Python after the first call
+
     if not where.lower().endswith(IMAGE_SUFFIXES):
         raise DataError(f"{where}: not an image file; class folders may hold only {'/'.join(IMAGE_SUFFIXES)} images")
     try:

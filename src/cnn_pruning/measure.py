@@ -164,7 +164,8 @@ def compare(candidate: nn.Module, base: nn.Module, split: Split, *, export_path,
 
     Accuracy on `split`, stored parameters, nonzeros, distinct filters and MACs of both, the compact export of both
     written to disk (the sizes are the files' bytes), and inference speed of both timed interleaved in this process
-    on `runtime` (cnn_pruning.speed.compare_speed): `speedup_b256` = base ms / candidate ms at batch 256.
+    on `runtime` (cnn_pruning.speed.compare_speed): `speedup` = base ms / candidate ms at batch_sizes[0], and
+    `speedup_b1` the same at batch 1.
     Returns (flat metrics, the raw speed result with every timed sample).
     """
     from . import export, speed  # onnx/openvino are imported only by the stages that time models
@@ -186,11 +187,15 @@ def compare(candidate: nn.Module, base: nn.Module, split: Split, *, export_path,
         "runtime": runtime, "device": timing["device"], "device_name": timing["device_name"],
         "threads": timing["threads"], "timed_rounds": rounds,
     }
-    for bs in timing["speedup"]:
-        metrics[f"speedup_b{bs}"] = timing["speedup"][bs]
-        metrics[f"images_per_s_b{bs}"] = timing["candidate"][bs]["images_per_s"]
-        metrics[f"base_images_per_s_b{bs}"] = timing["base"][bs]["images_per_s"]
-        metrics[f"ms_per_batch_b{bs}"] = timing["candidate"][bs]["median_ms"]
-        metrics[f"base_ms_per_batch_b{bs}"] = timing["base"][bs]["median_ms"]
-        metrics[f"ms_iqr_b{bs}"] = timing["candidate"][bs]["q3_ms"] - timing["candidate"][bs]["q1_ms"]
+    # The first batch size is the headline one (keys without a suffix, stable across settings for `dvc exp show`);
+    # the others get a _b<size> suffix (speedup_b1: latency at batch 1).
+    metrics["batch_size"] = batch_sizes[0]
+    for i, bs in enumerate(timing["speedup"]):
+        sfx = "" if i == 0 else f"_b{bs}"
+        metrics[f"speedup{sfx}"] = timing["speedup"][bs]
+        metrics[f"images_per_s{sfx}"] = timing["candidate"][bs]["images_per_s"]
+        metrics[f"base_images_per_s{sfx}"] = timing["base"][bs]["images_per_s"]
+        metrics[f"ms_per_batch{sfx}"] = timing["candidate"][bs]["median_ms"]
+        metrics[f"base_ms_per_batch{sfx}"] = timing["base"][bs]["median_ms"]
+        metrics[f"ms_iqr{sfx}"] = timing["candidate"][bs]["q3_ms"] - timing["candidate"][bs]["q1_ms"]
     return metrics, timing

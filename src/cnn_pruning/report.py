@@ -61,7 +61,6 @@ def summary_rows(results: dict) -> list[dict]:
         method = ev.get("method", name)
         pruned = results["prune"].get(method, {}) if method != "base" else {}
         tuned = results["finetune"].get(method, {}) if method != "base" else {}
-        bs = next((k[len("speedup_b"):] for k in ev if k.startswith("speedup_b") and k != "speedup_b1"), "1")
         rows.append({
             "model": name, "method": method, "ratio": ev.get("ratio"), "base": ev.get("base"),
             "acc_before_prune": pruned.get("base_test_acc", ev.get("base_test_acc")),
@@ -70,8 +69,8 @@ def summary_rows(results: dict) -> list[dict]:
             "test_acc": ev["test_acc"], "best_val_acc": tuned.get("best_val_acc"),
             "params": ev["params"], "nonzero_params": ev["nonzero_params"], "distinct_filters": ev["distinct_filters"],
             "macs": ev["macs"], "size_bytes": ev["size_bytes"], "size_ratio": ev["size_ratio"],
-            "speedup": ev[f"speedup_b{bs}"], "speedup_b1": ev.get("speedup_b1"),
-            "images_per_s": ev[f"images_per_s_b{bs}"], "batch_size": int(bs), "runtime": ev["runtime"],
+            "speedup": ev["speedup"], "speedup_b1": ev.get("speedup_b1"),
+            "images_per_s": ev["images_per_s"], "batch_size": ev["batch_size"], "runtime": ev["runtime"],
             "device": ev["device"], "threads": ev["threads"],
         })
     order = {m: i for i, m in enumerate(COLOURS)}

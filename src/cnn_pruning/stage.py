@@ -112,6 +112,6 @@ def evaluate_and_save(name: str, model_path: str, base_path: str, cfg: dict, ds:
     bs = cfg["batch_size"]
     print(f"evaluate-{name}: test_acc {metrics['test_acc']:.4f} (base {metrics['base_test_acc']:.4f}), "
           f"params {metrics['params']}, MACs {metrics['macs']}, size {metrics['size_bytes']} B "
-          f"({metrics['size_ratio']:.2f}x smaller), speedup {metrics[f'speedup_b{bs}']:.2f}x at batch {bs} "
+          f"({metrics['size_ratio']:.2f}x smaller), speedup {metrics['speedup']:.2f}x at batch {bs} "
           f"and {metrics['speedup_b1']:.2f}x at batch 1 on {metrics['runtime']}")
     return metrics

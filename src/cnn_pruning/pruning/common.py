@@ -15,8 +15,6 @@ import numbers
 import numpy as np
 import torch
 import torch.nn as nn
-from sklearn.cluster import KMeans
-from threadpoolctl import threadpool_limits
 
 from ..model import ResNet20, SharedConv2d, apply_masks
 
@@ -121,6 +119,9 @@ def kmeans(points: np.ndarray, k: int, seed: int, n_init: int) -> tuple[np.ndarr
         return np.arange(len(points)), points.copy()
     # One thread: the problems are tiny (at most 64 rows), and OpenMP threads only wait on each other, badly so on
     # a busy machine (seconds instead of milliseconds per layer).
+    from sklearn.cluster import KMeans  # imported here: scikit-learn takes seconds to import, most stages never cluster
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=1):
         km = KMeans(n_clusters=k, init="k-means++", n_init=n_init, random_state=seed).fit(points)
     return km.labels_.astype(np.int64), km.cluster_centers_
