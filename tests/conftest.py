@@ -142,3 +142,29 @@ def tiny_pipeline(tmp_path_factory, tiny_source) -> Path:
     proc = run(["dvc", "repro"], repo)
     (repo / "repro.log").write_text(proc.stdout + proc.stderr)
     return repo
+
+
+def copy_finished(tiny_pipeline: Path, dest: Path) -> Path:
+    """A copy of the finished tiny pipeline (workspace, DVC cache, MLflow store) with its results committed to git,
+    as a user's repo looks after `dvc repro` + `git commit`: the baseline for experiments."""
+    shutil.copytree(tiny_pipeline, dest, symlinks=True)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "results of dvc repro"], dest)
+    return dest
+
+
+def output_hashes(repo: Path) -> dict:
+    """md5 of every file under the pipeline's output folders: to prove that a failed run changed nothing."""
+    import hashlib
+    hashes = {}
+    for folder in ("data", "models", "metrics", "plots", "reports"):
+        for p in sorted((repo / folder).rglob("*")):
+            if p.is_file():
+                hashes[str(p.relative_to(repo))] = hashlib.md5(p.read_bytes()).hexdigest()
+    return hashes
+
+
+def ran_stages(output: str) -> list[str]:
+    """Stage names from `dvc repro` / `dvc exp run` output ("Running stage 'prune@magnitude':")."""
+    import re
+    return re.findall(r"Running stage '([^']+)'", output)

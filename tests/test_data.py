@@ -272,3 +272,70 @@ def test_shared_jpeg_archive_reads_as_cifar10(tmp_path):
     assert len(ds.train.labels) == 1000 and len(ds.val.labels) == 5000 and len(ds.test.labels) == 500
     assert np.bincount(ds.test.labels).tolist() == [50] * 10
     assert ds.train.images.shape[1:] == (32, 32, 3) and ds.train.images.std() > 30
+
+
+# ---------------------------------------------------------------------------------------------- robustness
+
+class RunsCode:
+    """A pickle that would call os.system when loaded by a plain unpickler."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_crafted_batch_file_cannot_run_code(tmp_path):
+    import pickle
+    batches = make_python_batches(tmp_path / "cifar-10-batches-py", per_batch=10)
+    marker = tmp_path / "pwned"
+    with open(batches / "data_batch_3", "wb") as f:
+        pickle.dump({b"data": RunsCode(marker), b"labels": [0]}, f, protocol=2)
+    with pytest.raises(DataError, match=r"data_batch_3: not a readable CIFAR-10 batch.*posix.system is not allowed"):
+        prepare(batches, tmp_path, val_size=0)
+    assert not marker.exists(), "the crafted pickle ran code"
+    assert_no_output(tmp_path)
+
+
+def test_not_enough_disk_space_is_reported_before_reading(tmp_path):
+    import subprocess
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here to fill up ({mounted.stderr.decode().strip()})")
+    try:
+        folder = make_image_folder(tmp_path / "c", 2, 1)
+        with pytest.raises(DataError, match=r"not enough free disk space in .*small/out for writing cifar10.npz: "
+                                            r"need 176 MiB, have 4 MiB"):
+            data.prepare(str(folder), None, small / "out" / "cifar10.npz", root=tmp_path, val_size=0)
+        assert list((small / "out").iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_a_download_cut_off_midway_leaves_nothing_behind(tmp_path):
+    class HalfBody(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # promise 1 MB, send 1000 bytes, hang up
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 20))
+            self.end_headers()
+            self.wfile.write(b"x" * 1000)
+            self.wfile.flush()
+            self.connection.close()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HalfBody)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/cifar-10-python.tar.gz"
+        with pytest.raises(DataError, match=r"cifar-10-python.tar.gz"):
+            data.prepare(url, None, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0, cache_dir=tmp_path / "dl")
+        assert not any(p.is_file() for p in (tmp_path / "dl").rglob("*")), list((tmp_path / "dl").rglob("*"))
+        assert_no_output(tmp_path)
+    finally:
+        server.shutdown()

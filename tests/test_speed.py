@@ -109,7 +109,7 @@ def test_compare_speed_runs_both_alike(monkeypatch):
     res = speed.compare_speed(base, cand, "pytorch", batch_sizes=(4, 1), rounds=4, warmup=2, min_sample_ms=0.0)
 
     for key in ("runtime", "device", "device_name", "threads", "batch_sizes", "rounds", "base", "candidate",
-                "speedup", "speedup_rounds", "calls_per_sample"):
+                "speedup", "speedup_rounds", "speedup_min", "calls_per_sample"):
         assert key in res, key
     assert res["runtime"] == "pytorch" and res["device"] == "cpu" and res["threads"] >= 1
     assert res["batch_sizes"] == [4, 1] and res["rounds"] == 4
@@ -127,7 +127,7 @@ def test_compare_speed_runs_both_alike(monkeypatch):
     # interleaved, order alternating each round: after warm-up (2+2 calls) the timed calls go AB BA AB BA
     timed = [w for w, b in calls if b == 4][4:]
     assert timed == ["base", "cand", "cand", "base", "base", "cand", "cand", "base"]
-    assert set(speed.flat_metrics(res)) == {f"{m}_b{bs}" for m in ("speedup", "base_ms", "candidate_ms")
+    assert set(speed.flat_metrics(res)) == {f"{m}_b{bs}" for m in ("speedup", "speedup_min", "base_ms", "candidate_ms")
                                             for bs in (4, 1)}
 
 

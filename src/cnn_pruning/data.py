@@ -46,6 +46,7 @@ PYTHON_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # The output holds every image uncompressed (3,072 bytes each); ask for that much free space before reading.
 OUTPUT_BYTES_PER_IMAGE, CIFAR10_IMAGES = 3 * 32 * 32 + 8, 60_000
+OFFICIAL_TARBALL_BYTES = 170_498_071  # the official archive's size; a download needs that much room first
 
 
 class DataError(ValueError):
@@ -89,6 +90,14 @@ def locate(source: str, root: Path) -> str | Path:
     return path
 
 
+def check_free_space(folder: Path, need: int, what: str) -> None:
+    """Fail before the work, naming the folder and how much is needed, rather than midway with a full disk."""
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise DataError(f"not enough free disk space in {Path(folder).resolve()} for {what}: "
+                        f"need {need / 2**20:.0f} MiB, have {free / 2**20:.0f} MiB")
+
+
 def calculate_md5(path: str | os.PathLike) -> str:
     from torchvision.datasets.utils import calculate_md5 as torchvision_md5
 
@@ -100,6 +109,7 @@ def fetch(url: str, md5: str | None, cache_dir: Path) -> Path:
     from torchvision.datasets.utils import download_url
 
     cache_dir.mkdir(parents=True, exist_ok=True)
+    check_free_space(cache_dir, OFFICIAL_TARBALL_BYTES, f"downloading {url}")
     name = Path(urllib.parse.urlparse(url).path).name or "download"
     cached = cache_dir / name
     if cached.is_file() and (md5 is None or calculate_md5(str(cached)) == md5):
@@ -374,18 +384,22 @@ def prepare(source: str, md5: str | None, out: str | os.PathLike, *, root: Path,
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     where = locate(source, root)
-    if isinstance(where, str):
+    downloaded = isinstance(where, str)
+    if downloaded:
         where = fetch(where, md5, cache_dir or out.parent / "downloads")
         got_md5 = calculate_md5(str(where))
     else:
         got_md5 = check_md5(where, md5)
-    need, free = CIFAR10_IMAGES * OUTPUT_BYTES_PER_IMAGE, shutil.disk_usage(out.parent).free
-    if free < need:
-        raise DataError(f"not enough free disk space in {out.parent.resolve()} for {out.name}: "
-                        f"need {need >> 20} MiB, have {free >> 20} MiB")
-    tree = open_tree(where)
-    kind, folder = find_layout(tree)
-    train, test = read_python_batches(tree, folder) if kind == "python" else read_image_folder(tree, folder)
+    check_free_space(out.parent, CIFAR10_IMAGES * OUTPUT_BYTES_PER_IMAGE, f"writing {out.name}")
+    try:
+        tree = open_tree(where)
+        kind, folder = find_layout(tree)
+        train, test = read_python_batches(tree, folder) if kind == "python" else read_image_folder(tree, folder)
+    except DataError as e:
+        if downloaded:  # without an md5 a cut-off download looks complete; never keep one that does not read
+            where.unlink(missing_ok=True)
+            raise DataError(f"{e} (downloaded from {source}; the download was removed, run again to retry)") from e
+        raise
     del tree
     train, val, test = split_and_subset(train, test, val_size=val_size, train_size=train_size,
                                         test_size=test_size, seed=seed)

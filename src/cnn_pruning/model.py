@@ -190,8 +190,10 @@ def save_checkpoint(path: str | os.PathLike, model: ResNet20, meta: dict | None 
     """Save state_dict + spec + masks (+ meta) atomically. Tensors and plain containers only, never a module."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     masks = {k: v.detach().cpu().bool() for k, v in getattr(model, "masks", {}).items()}
-    with atomic_path(path) as tmp:
-        torch.save({"spec": model.spec(), "state_dict": state, "masks": masks, "meta": meta or {}}, tmp)
+    # Saved through a file object: torch.save names the archive inside after a *path's* file name (here a random
+    # temporary one), and the same model must give the same bytes so DVC sees an unchanged output.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save({"spec": model.spec(), "state_dict": state, "masks": masks, "meta": meta or {}}, f)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[ResNet20, dict]:

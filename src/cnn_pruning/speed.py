@@ -7,7 +7,7 @@
 
 Every model is first made `deployable()`: shared convs materialized, every BatchNorm folded into the conv before
 it, so what gets timed is conv+relu+add only, the graph a deployment would run. A pruned model only gets faster
-if its smaller convs are faster in that graph; FLOP counts say nothing about it (see benchmarks/speed.py).
+if its smaller convs are faster in that graph, which FLOP counts do not predict (see benchmarks/speed.py).
 
 Runtimes: "pytorch" (eager, inference_mode), "torch_compile" (inductor), "onnxruntime" and "openvino" (both
 fed the same ONNX export). compile_for() checks every compiled model's logits against eager PyTorch on one
@@ -245,10 +245,10 @@ def compare_speed(base_model: nn.Module, candidate_model: nn.Module, runtime: st
     cuda = device.startswith("cuda")
     sync = (lambda: torch.cuda.synchronize(device)) if cuda else (lambda: None)
     pair = (runtime, candidate_runtime or runtime)
-    out = {"runtime": runtime, "candidate_runtime": pair[1], "device": device, "device_name": _device_name(device), "threads": threads,
-           "batch_sizes": list(batch_sizes), "rounds": rounds, "warmup": warmup, "min_sample_ms": min_sample_ms,
-           "torch": torch.__version__, "base": {}, "candidate": {}, "speedup": {}, "speedup_rounds": {}, "speedup_min": {},
-           "calls_per_sample": {}}
+    out = {"runtime": runtime, "candidate_runtime": pair[1], "device": device, "device_name": _device_name(device),
+           "threads": threads, "batch_sizes": list(batch_sizes), "rounds": rounds, "warmup": warmup,
+           "min_sample_ms": min_sample_ms, "torch": torch.__version__, "calls_per_sample": {},
+           "base": {}, "candidate": {}, "speedup": {}, "speedup_rounds": {}, "speedup_min": {}}
     try:
         for bs in batch_sizes:
             if "torch_compile" in pair:
@@ -283,10 +283,11 @@ def compare_speed(base_model: nn.Module, candidate_model: nn.Module, runtime: st
 
 
 def flat_metrics(result: dict) -> dict:
-    """{"speedup_b256": ..., "base_ms_b256": ..., "candidate_ms_b256": ..., ...}: scalars for a metrics file."""
+    """{"speedup_b256": ..., "speedup_min_b256", "base_ms_b256", "candidate_ms_b256", ...}: scalars for metrics."""
     m = {}
     for key in result["speedup"]:
         m[f"speedup_b{key}"] = result["speedup"][key]
+        m[f"speedup_min_b{key}"] = result["speedup_min"][key]
         m[f"base_ms_b{key}"] = result["base"][key]["median_ms"]
         m[f"candidate_ms_b{key}"] = result["candidate"][key]["median_ms"]
     return m

@@ -95,10 +95,20 @@ def _git(*args: str) -> str | None:
 
 
 def provenance_tags() -> dict:
-    """What produced a run: git commit, DVC experiment, package versions, interpreter, user."""
-    tags = {"mlflow.source.git.commit": _git("rev-parse", "HEAD") or "unknown",
-            "dvc.exp_name": os.environ.get("DVC_EXP_NAME", ""),
-            "python": sys.version.split()[0], "mlflow.user": getpass.getuser()}
+    """What produced a run: git commit, DVC experiment, package versions, interpreter, user.
+
+    In `dvc exp run` (workspace, --temp or a queue worker) DVC names the experiment in DVC_EXP_NAME and its
+    baseline commit in DVC_EXP_BASELINE_REV; the params it changed are the experiment, not uncommitted work, so
+    such runs are never tagged dirty, and a temp copy's detached HEAD is not reported as a branch called "HEAD".
+    """
+    exp_name, baseline = os.environ.get("DVC_EXP_NAME", ""), os.environ.get("DVC_EXP_BASELINE_REV", "")
+    tags = {"mlflow.source.git.commit": baseline or _git("rev-parse", "HEAD") or "unknown",
+            "dvc.exp_name": exp_name, "python": sys.version.split()[0], "mlflow.user": getpass.getuser()}
+    branch = _git("symbolic-ref", "--short", "-q", "HEAD")  # nothing for a detached HEAD
+    if branch:
+        tags["mlflow.source.git.branch"] = branch
+    if not exp_name:
+        tags["git.dirty"] = str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower()
     for pkg in VERSIONED_PACKAGES:
         try:
             tags[f"version.{pkg}"] = importlib.metadata.version(pkg)

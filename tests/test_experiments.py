@@ -1,0 +1,127 @@
+"""How users work: `dvc exp run -S` reruns only what a knob touches, queued sweeps in parallel land in one MLflow
+store, a teammate pulls trained models from a DVC remote instead of retraining, and reruns are reproducible."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import time
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import copy_finished, ran_stages, run, tool_env
+
+UPSTREAM = {"download", "train@adam", "train@sgd", "train@adamax", "evaluate_base@adam", "evaluate_base@sgd",
+            "evaluate_base@adamax", "sweep@magnitude", "sweep@l2_unit", "sweep@kmeans_shared", "sweep@kmeans_channel"}
+
+
+def mlflow_runs(repo):
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("resnet20-pruning")
+    return client.search_runs([exp.experiment_id], max_results=5000)
+
+
+def exp_show(repo) -> list[dict]:
+    out = run(["dvc", "exp", "show", "--csv"], repo).stdout
+    return list(csv.DictReader(io.StringIO(out)))
+
+
+def test_exp_run_ratio_reruns_only_what_depends_on_it(tiny_pipeline, tmp_path):
+    repo = copy_finished(tiny_pipeline, tmp_path / "repo")
+    proc = run(["dvc", "exp", "run", "-n", "ratio-09", "-S", "prune.ratio=0.9"], repo)
+    ran = set(ran_stages(proc.stdout))
+    assert not ran & UPSTREAM, f"reran stages that do not read prune.ratio: {sorted(ran & UPSTREAM)}"
+    for m in ("magnitude", "l2_unit", "kmeans_shared", "kmeans_channel"):
+        assert {f"prune@{m}", f"finetune@{m}", f"evaluate@{m}"} <= ran, sorted(ran)
+    # The control ignores the ratio: its prune stage reruns (it declares the param) but writes the same bytes,
+    # so its fine-tune and evaluation stay cached.
+    assert "finetune@none" not in ran and "evaluate@none" not in ran
+    assert "report" in ran
+    assert json.loads((repo / "metrics" / "prune" / "kmeans_channel.json").read_text())["ratio"] == 0.9
+
+    rows = {r["Experiment"]: r for r in exp_show(repo)}
+    assert rows["ratio-09"]["prune.ratio"] == "0.9"
+    columns = rows["ratio-09"].keys()
+    for name in ("kmeans_channel.speedup", "kmeans_channel.test_acc", "magnitude.size_ratio"):
+        assert any(c.endswith(name) for c in columns), f"no {name} column in dvc exp show: {sorted(columns)[:40]}"
+    head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    tagged = [r for r in mlflow_runs(repo) if r.data.tags.get("dvc.exp_name") == "ratio-09"]
+    assert {r.info.run_name for r in tagged} >= {"prune-kmeans_channel", "finetune-magnitude", "report"}
+    assert all(r.data.tags["mlflow.source.git.commit"] == head for r in tagged)
+    assert all(r.data.tags.get("git.dirty") != "true" for r in tagged)
+
+
+def test_queued_sweep_runs_in_parallel_into_one_store(tiny_pipeline, tmp_path):
+    repo = copy_finished(tiny_pipeline, tmp_path / "repo")
+    # Two methods keep this test short; the mechanism is the same for all.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["prune"]["methods"] = ["magnitude", "kmeans_channel"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "two methods"], repo)
+    before = len(mlflow_runs(repo))
+
+    run(["dvc", "exp", "run", "--queue", "-S", "prune.ratio=0.3,0.5,0.7,0.9"], repo)
+    run(["dvc", "queue", "start", "-j", "2"], repo)
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        status = run(["dvc", "queue", "status"], repo).stdout
+        if "Running" not in status and "Queued" not in status:
+            break
+        time.sleep(5)
+    assert "Failed" not in status, status
+    assert status.count("Success") == 4, status
+
+    rows = [r for r in exp_show(repo) if r.get("prune.ratio") in ("0.3", "0.5", "0.7", "0.9") and r["Experiment"]]
+    assert sorted(r["prune.ratio"] for r in rows) == ["0.3", "0.5", "0.7", "0.9"]
+    names = {r["Experiment"] for r in rows}
+    runs = mlflow_runs(repo)
+    new = [r for r in runs if r.data.tags.get("dvc.exp_name") in names]
+    assert len(runs) - before == len(new), "a queued run logged without its experiment name"
+    assert all(r.info.status == "FINISHED" for r in new)
+    for name in names:  # every experiment's runs are in the one store, none lost to "database is locked"
+        got = sorted(r.info.run_name for r in new if r.data.tags["dvc.exp_name"] == name)
+        assert got == sorted(["prune-magnitude", "prune-kmeans_channel", "finetune-magnitude",
+                              "finetune-kmeans_channel", "evaluate-magnitude", "evaluate-kmeans_channel",
+                              "report"]), got
+    head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    assert {r.data.tags["mlflow.source.git.commit"] for r in new} == {head}
+    assert not any(r.data.tags.get("mlflow.source.git.branch") == "HEAD" or r.data.tags.get("git.dirty") == "true"
+                   for r in new)
+
+
+def test_a_teammate_pulls_models_from_a_remote_instead_of_retraining(tiny_pipeline, tmp_path):
+    a = copy_finished(tiny_pipeline, tmp_path / "a")
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "-d", "shared", str(remote)], a)
+    run(["git", "commit", "-qam", "add remote"], a)
+    run(["dvc", "push"], a)
+    b = tmp_path / "b"
+    run(["git", "clone", "-q", str(a), str(b)], tmp_path)
+    run(["dvc", "pull"], b)
+    status = run(["dvc", "status"], b).stdout
+    assert "up to date" in status.lower(), status
+    assert ran_stages(run(["dvc", "repro"], b).stdout) == []
+    for model in sorted((a / "models").rglob("*")):
+        if model.is_file():
+            assert (b / model.relative_to(a)).read_bytes() == model.read_bytes(), model
+
+
+def test_same_params_and_seed_give_identical_metrics(tiny_pipeline, tmp_path):
+    repo = copy_finished(tiny_pipeline, tmp_path / "repo")
+    targets = ["finetune@magnitude", "finetune@kmeans_channel", "finetune@none"]
+    proc = run(["dvc", "repro", "--force", *targets], repo)
+    assert {"download", "train@sgd", "prune@kmeans_channel", "finetune@kmeans_channel"} <= set(ran_stages(proc.stdout))
+    changed = run(["git", "status", "--porcelain", "--", "metrics/train", "metrics/prune", "metrics/finetune",
+                   "plots/train", "plots/finetune"], repo).stdout.splitlines()
+    changed = [line for line in changed if not line.endswith(".timing.json") and "plots/" not in line]
+    assert changed == [], f"metrics differ after an identical rerun: {changed}"
+    # The models are bit-identical too.
+    for path in ["models/base/sgd.pt", *(f"models/{d}/{m}.pt" for d in ("pruned", "finetuned")
+                                         for m in ("magnitude", "kmeans_channel", "none"))]:
+        assert (repo / path).read_bytes() == (tiny_pipeline / path).read_bytes(), path

@@ -1,0 +1,107 @@
+"""Bad settings, crashes and bad numbers, done for real through `dvc`: a clear error before any work, nothing
+half-written, and a crashed training run that resumes to the result an uninterrupted one gets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from conftest import TINY_OVERRIDES, copy_finished, copy_repo, output_hashes, ran_stages, run, set_params, tool_env
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_pipeline, tmp_path_factory):
+    return copy_finished(tiny_pipeline, tmp_path_factory.mktemp("robust") / "repo")
+
+
+def edit_params(repo, change):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    change(params)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda p: p["prune"].update(ration=0.9), r"prune.ration: unknown key; allowed: methods, ratio, base, options"),
+    (lambda p: p["prune"].update(ratio=1.5), r"prune.ratio = 1.5 is not allowed; expected a number in \[0, 1\)"),
+    (lambda p: p["prune"].update(methods=["magnitude", "prunier"]),
+     r"prune.methods: unknown method 'prunier'; allowed: magnitude, l2_unit, kmeans_shared, kmeans_channel, none"),
+    (lambda p: p["train"].update(epochs=0), r"train.epochs = 0 is not allowed; expected an integer >= 1"),
+    (lambda p: p["prune"].update(base="rmsprop"), r"prune.base = 'rmsprop' is not among the trained optimizers"),
+])
+def test_bad_params_stop_dvc_repro_before_any_output_is_touched(finished, change, message):
+    before = output_hashes(finished)
+    original = (finished / "params.yaml").read_text()
+    edit_params(finished, change)
+    try:
+        start = time.perf_counter()
+        proc = run(["dvc", "repro"], finished, check=False)
+        elapsed = time.perf_counter() - start
+    finally:
+        (finished / "params.yaml").write_text(original)
+    assert proc.returncode != 0
+    assert __import__("re").search(message, proc.stderr + proc.stdout), proc.stderr + proc.stdout
+    assert ran_stages(proc.stdout) == ["validate"], ran_stages(proc.stdout)
+    assert elapsed < 60, f"took {elapsed:.0f} s to fail"
+    assert output_hashes(finished) == before
+
+
+def test_bad_exp_run_override_fails_within_seconds(finished):
+    before = output_hashes(finished)
+    proc = run(["dvc", "exp", "run", "-S", "+prune.ration=0.9"], finished, check=False)
+    assert proc.returncode != 0 and "prune.ration: unknown key" in proc.stderr + proc.stdout
+    assert output_hashes(finished) == before
+    run(["git", "checkout", "params.yaml"], finished)
+    assert "Running stage" not in run(["dvc", "repro"], finished).stdout  # the pipeline is intact and cached
+
+
+def test_a_loss_that_blows_up_stops_within_one_epoch_naming_optimizer_and_lr(finished):
+    before = output_hashes(finished)
+    edit_params(finished, lambda p: p["train"]["optimizer_params"]["sgd"].update(lr=1e30))
+    try:
+        proc = run(["dvc", "repro", "train@sgd"], finished, check=False)
+    finally:
+        run(["git", "checkout", "params.yaml"], finished)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "in epoch 1 with optimizer 'sgd' (lr=1e+30)" in out, out[-2000:]
+    # The failed stage's model output is gone (DVC removed it before running), but nothing else changed.
+    after = output_hashes(finished)
+    assert {k: v for k, v in before.items() if k != "models/base/sgd.pt"} == \
+        {k: v for k, v in after.items() if k != "models/base/sgd.pt"}
+    run(["dvc", "checkout", "models/base/sgd.pt"], finished)
+
+
+def test_training_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, tiny_source):
+    overrides = {**TINY_OVERRIDES, "data": {**TINY_OVERRIDES["data"], "source": str(tiny_source)},
+                 "train": {**TINY_OVERRIDES["train"], "epochs": 4, "batch_size": 16, "optimizers": ["sgd"]}}
+    straight = copy_repo(tmp_path / "straight", overrides)
+    run(["dvc", "repro", "train@sgd"], straight)
+    killed = copy_repo(tmp_path / "killed", overrides)
+    run(["dvc", "repro", "download"], killed)
+    proc = subprocess.Popen(["dvc", "repro", "train@sgd"], cwd=killed, env=tool_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    state = killed / "checkpoints" / "train" / "sgd.pt"
+    deadline = time.time() + 300
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)  # the state appears when epoch 1 ends; the kill lands early in epoch 2
+    assert state.exists(), proc.communicate()[0][-3000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "models" / "base" / "sgd.pt").exists()
+    leftovers = [p for p in killed.rglob("*.tmp") if ".dvc" not in p.parts]
+    assert leftovers == [], f"half-written files after the kill: {leftovers}"
+
+    resumed = run(["dvc", "repro", "train@sgd"], killed)
+    assert "resuming after epoch" in resumed.stdout + resumed.stderr
+    got = json.loads((killed / "metrics" / "train" / "sgd.json").read_text())
+    want = json.loads((straight / "metrics" / "train" / "sgd.json").read_text())
+    assert got == want
+    assert not state.exists()
+    with open(killed / "plots" / "train" / "sgd.csv") as f:
+        assert len(f.read().strip().splitlines()) == 1 + 4  # header + every epoch, the replayed ones included
