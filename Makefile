@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test setup lock mlflow-ui plots clean-venv
+.PHONY: run test setup lock mlflow-ui mlflow-server mlflow-server-stop plots clean-venv
 
 run: setup
 ifeq ($(strip $(SET)),)
@@ -52,6 +52,15 @@ lock:
 # Browse the runs: http://127.0.0.1:5000
 mlflow-ui: setup
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+# A shared MLflow tracking server (SQLite store and artifacts under .mlflow-server/, port MLFLOW_PORT).
+# It prints the line to run: export MLFLOW_TRACKING_URI=http://127.0.0.1:5001  (eval "$$(make -s mlflow-server)")
+MLFLOW_PORT ?= 5001
+mlflow-server: setup
+	tools/mlflow_server.sh start --port $(MLFLOW_PORT)
+
+mlflow-server-stop:
+	tools/mlflow_server.sh stop
 
 # Write the DVC plots page (dvc_plots/index.html).
 plots: setup
