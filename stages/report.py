@@ -21,8 +21,8 @@ def main() -> None:
         results = report.collect(".")
         rows = report.summary_rows(results)
         # Headline metrics keyed by model, so `dvc exp show` gets readable columns like kmeans_channel.speedup.
-        summary = {r["model"]: {k: r[k] for k in ("test_acc", "acc_after_prune", "speedup", "size_ratio", "params",
-                                                    "macs")} for r in rows}
+        summary = {r["model"]: {k: r[k] for k in ("test_acc", "acc_after_prune", "speedup", "size_ratio")}
+                   for r in rows}
         files.write_json(SUMMARY, summary)
         files.write_text(TABLE, report.markdown(rows, results))
         files.write_csv(TRADEOFF, report.tradeoff(rows), report.TRADEOFF_COLUMNS)

@@ -20,7 +20,7 @@ from cnn_pruning.train import pick_device
 COLUMNS = ("method", "ratio", "test_acc", "base_test_acc", "params", "nonzero_params", "distinct_filters", "macs",
            "size_bytes", "size_ratio", "params_ratio", "macs_ratio", "images_per_s", "base_images_per_s",
            "ms_per_batch", "base_ms_per_batch", "speedup", "speedup_b1", "runtime", "device", "threads",
-           "timed_batch_size", "timed_rounds", "eval_images")
+           "timed_batch_size", "timed_rounds", "eval_images", "dvc_queue_workers", "load_avg_1m")
 
 
 def main(method: str) -> None:

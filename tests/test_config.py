@@ -49,7 +49,7 @@ def test_shipped_params_are_valid():
     ("prune.base", "rmsprop", r"prune.base = 'rmsprop' is not among the trained optimizers \['adam', 'sgd', 'adamax'\]"),
     ("sweep.ratios", [0.5, 1.2], r"sweep.ratios = \[0.5, 1.2\] is not allowed; expected a non-empty list of numbers in \[0, 1\)"),
     ("sweep.methods", ["none"], r"sweep.methods: unknown method 'none'"),
-    ("evaluate.runtime", "tensorrt", r"evaluate.runtime = 'tensorrt' is not allowed; expected one of 'pytorch', 'onnxruntime', 'openvino'"),
+    ("evaluate.runtime", "tensorrt", r"evaluate.runtime = 'tensorrt' is not allowed; expected one of 'pytorch', 'torch_compile', 'onnxruntime', 'openvino'"),
     ("data.md5", "xyz", r"data.md5 = 'xyz' is not allowed; expected 32 hex digits or null"),
     ("train.schedule", "linear", r"train.schedule = 'linear' is not allowed; expected one of 'cosine'"),
     ("prune.options.magnitude", {"scope": "everywhere"}, r"prune.options.magnitude: .*scope.*everywhere"),

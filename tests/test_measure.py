@@ -155,3 +155,13 @@ def test_model_summary_is_json_and_consistent():
     assert s["params"] == measure.count_parameters(model)["params"]
     assert s["inner_widths"] == [8] * 9 and s["shared_k"] == {"blocks.2.conv2": 3}
     assert 0.0 <= s["sparsity"] < 1.0
+
+
+def test_mac_counter_agrees_with_torch_flop_counter():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for model in (ResNet20(), ResNet20(inner_widths=[3, 5, 7, 9, 11, 13, 15, 17, 19])):
+        model.eval()
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(torch.zeros(2, 3, 32, 32))
+        assert measure.count_macs(model) == counter.get_total_flops() // (2 * 2)

@@ -4,7 +4,7 @@ One module-scoped copy of the repo, reused in this order (the fixtures chain enf
   1. `dvc repro` with MLFLOW_TRACKING_URI at a port where nothing listens: fails fast, before any training;
   2. the script starts a real `mlflow server` (SQLite store + proxied artifacts) in a temporary directory
      (launched before step 1, so that it boots meanwhile);
-  3. `dvc repro` of a small pipeline (sgd; none + magnitude; sweep magnitude at 0.5) logs into that server;
+  3. `dvc repro` of a small pipeline (sgd; magnitude; sweep magnitude at 0.5) logs into that server;
   4. the runs are read back over the server's REST API with plain urllib, as any other client would;
   5. the script stops the server by its PID file, and the process group is gone.
 """
@@ -32,9 +32,9 @@ EXPERIMENT = "resnet20-pruning"
 EXPECTED_RUNS = {
     "download": "download",
     "train-sgd": "train",
-    "prune-none": "prune", "prune-magnitude": "prune",
-    "finetune-none": "finetune", "finetune-magnitude": "finetune",
-    "evaluate_base-sgd": "evaluate", "evaluate-none": "evaluate", "evaluate-magnitude": "evaluate",
+    "prune-magnitude": "prune",
+    "finetune-magnitude": "finetune",
+    "evaluate_base-sgd": "evaluate", "evaluate-magnitude": "evaluate",
     "sweep-magnitude": "sweep",
     "report": "report",
 }
@@ -91,7 +91,7 @@ def repo(tmp_path_factory, tiny_source) -> Path:
         **TINY_OVERRIDES,
         "data": {**TINY_OVERRIDES["data"], "source": str(tiny_source)},
         "train": {**TINY_OVERRIDES["train"], "optimizers": ["sgd"]},
-        "prune": {"methods": ["none", "magnitude"]},
+        "prune": {"methods": ["magnitude"]},
         "sweep": {**TINY_OVERRIDES["sweep"], "methods": ["magnitude"], "ratios": [0.5]},
     })
 

@@ -115,6 +115,7 @@ def test_compare_speed_runs_both_alike(monkeypatch):
     assert res["batch_sizes"] == [4, 1] and res["rounds"] == 4
     for bs in ("4", "1"):
         assert res["calls_per_sample"][bs] == 1  # min_sample_ms=0: one call per sample
+        assert res["rounds_done"][bs] == 4
         for who in ("base", "candidate"):
             s = res[who][bs]
             assert len(s["ms"]) == 4 and s["min_ms"] <= s["q1_ms"] <= s["median_ms"] <= s["q3_ms"] <= s["max_ms"]
@@ -129,6 +130,12 @@ def test_compare_speed_runs_both_alike(monkeypatch):
     assert timed == ["base", "cand", "cand", "base", "base", "cand", "cand", "base"]
     assert set(speed.flat_metrics(res)) == {f"{m}_b{bs}" for m in ("speedup", "speedup_min", "base_ms", "candidate_ms")
                                             for bs in (4, 1)}
+
+
+def test_compare_speed_budget_stops_after_whole_rounds():
+    res = speed.compare_speed(ResNet20([1] * 9), ResNet20([1] * 9), "pytorch", batch_sizes=(1,), rounds=50,
+                              warmup=1, min_sample_ms=0.0, max_seconds=1e-9)
+    assert res["rounds_done"]["1"] == 3 and len(res["base"]["1"]["ms"]) == len(res["candidate"]["1"]["ms"]) == 3
 
 
 @pytest.mark.parametrize("runtime", ["pytorch", "onnxruntime", "openvino"])

@@ -16,7 +16,7 @@ import math
 import sys
 from typing import Any, Callable
 
-RUNTIMES = ("pytorch", "onnxruntime", "openvino")
+RUNTIMES = ("pytorch", "torch_compile", "onnxruntime", "openvino")  # cnn_pruning.speed.RUNTIMES
 PRECISIONS = ("f32", "bf16", "f16")
 SCHEDULES = ("cosine", "multistep", "constant")
 DEVICES = ("auto", "cpu", "cuda")

@@ -6,8 +6,9 @@
     measure.count_macs(model)            # 40_551_040 for the dense ResNet20 (multiply-accumulates per image)
     measure.model_summary(model)         # all the scalar counts above in one json-serialisable dict
 
-MACs come from one counter, torch.utils.flop_counter.FlopCounterMode, run on materialize(model) so a SharedConv2d
-counts as the dense conv that actually runs. It counts convolutions and matmuls only, as 2 FLOPs per MAC:
+MACs come from one counter, count_macs(), run on materialize(model) so a SharedConv2d counts as the dense conv that
+actually runs; it agrees exactly with torch.utils.flop_counter.FlopCounterMode / 2 (tested). Both count
+convolutions and matmuls only:
 a conv costs Hout*Wout*Cout*Cin*kh*kw MACs (padding positions included), a linear layer in*out. BatchNorm, ReLU,
 the residual additions, the shortcut's zero padding and the average pool are not counted (together about 0.2M
 elementwise ops for ResNet20, and mostly folded away at inference). Dense ResNet20 then comes to 40,551,040 MACs:
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from .data import Split
 from .model import SharedConv2d, materialize
@@ -108,39 +108,36 @@ def count_parameters(model: nn.Module) -> dict:
 
 @torch.no_grad()
 def count_macs(model: nn.Module, batch: int = 1, skip_zero_weights: bool = False, image_size: int = 32) -> int:
-    """Multiply-accumulates per image of one forward pass (FlopCounterMode FLOPs / 2, see the module docstring).
+    """Multiply-accumulates per image of one forward pass: every conv and linear layer that runs, counted by hooks.
 
-    `batch` is only the probe's batch size; the result is always per image. With `skip_zero_weights`, each
-    conv/linear counts Hout*Wout*nonzero_weights (resp. nonzero_weights) instead: the theoretical work if zero
-    weights were skipped, on the same convention (padding included) so the two agree on a model without zeros.
+    A conv costs Hout*Wout*(its weight's numel) = Hout*Wout*Cout*Cin*kh*kw, a linear layer in*out: exactly what
+    torch.utils.flop_counter.FlopCounterMode reports / 2 (tests/test_measure.py checks the two agree), without its
+    start-up cost (it imports torch._dynamo: a second per stage). `batch` is only the probe's batch size; the result
+    is per image. With `skip_zero_weights`, each layer counts Hout*Wout*nonzero_weights instead: the theoretical
+    work if zero weights were skipped, which nothing in this project runs.
     """
     dense = materialize(model) if any(isinstance(m, SharedConv2d) for m in model.modules()) else model
     was_training = dense.training
     dense.eval()  # BN in eval mode: a probe must not touch the running statistics
     x = torch.zeros(batch, 3, image_size, image_size, device=_device_of(dense))
+    total, hooks = [0], []
+
+    def hook(m, inputs, out):
+        # positions where the layer's weights are applied per image: Hout*Wout for a conv, 1 for a linear
+        positions = out[0].numel() // (m.out_channels if isinstance(m, nn.Conv2d) else m.out_features)
+        weights = int(torch.count_nonzero(m.weight)) if skip_zero_weights else m.weight.numel()
+        total[0] += positions * weights
+
+    for m in dense.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            hooks.append(m.register_forward_hook(hook))
     try:
-        if not skip_zero_weights:
-            with FlopCounterMode(display=False) as counter:
-                dense(x)
-            return int(counter.get_total_flops()) // (2 * batch)
-        total, hooks = [0], []
-
-        def hook(m, inputs, out):
-            # positions where the layer's weights are applied per image: Hout*Wout for a conv, 1 for a linear
-            positions = out[0].numel() // (m.out_channels if isinstance(m, nn.Conv2d) else m.out_features)
-            total[0] += positions * int(torch.count_nonzero(m.weight))
-
-        for m in dense.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                hooks.append(m.register_forward_hook(hook))
-        try:
-            dense(x)
-        finally:
-            for h in hooks:
-                h.remove()
-        return total[0]
+        dense(x)
     finally:
+        for h in hooks:
+            h.remove()
         dense.train(was_training)
+    return total[0]
 
 
 def model_summary(model: nn.Module) -> dict:
@@ -185,7 +182,8 @@ def compare(candidate: nn.Module, base: nn.Module, split: Split, *, export_path,
         "macs_ratio": ref["macs"] / max(1, cand["macs"]),
         "size_bytes": size, "base_size_bytes": base_size, "size_ratio": base_size / size,
         "runtime": runtime, "device": timing["device"], "device_name": timing["device_name"],
-        "threads": timing["threads"], "timed_rounds": rounds,
+        "threads": timing["threads"], "timed_rounds": rounds, "load_avg_1m": timing["load_avg_1m"],
+        "dvc_queue_workers": timing["dvc_queue_workers"],
     }
     # The first batch size is the headline one (keys without a suffix, stable across settings for `dvc exp show`);
     # the others get a _b<size> suffix (speedup_b1: latency at batch 1).

@@ -16,6 +16,12 @@ batch and raises if they differ, so a silently wrong export is never timed.
 compare_speed() times base and candidate in the same process, interleaved round by round with the order
 alternating (AB, BA, AB, ...), so drift of a loaded machine hits both alike; the speedup is never computed from
 two separate runs. Inputs are random normalised float32 images (timing does not depend on the pixel values).
+
+Measured on the 2-core x86_64 CPU (loaded, +-20%; full tables in benchmarks/speed.py): dense ResNet20 at batch
+256 takes ~72 ms in OpenVINO, ~80-100 ms torch.compile, ~108 ms ONNX Runtime, ~130-170 ms eager; inner widths
+cut to 50% / 20% give 1.2-1.5x / 1.5-2.1x at batch 256, OpenVINO highest. Settings chosen by measurement:
+OpenVINO LATENCY hint (THROUGHPUT with one synchronous request ran 1.2-2x slower), channels_last off (no gain
+on an idle CPU), the legacy ONNX exporter (the dynamo one needs onnxscript, not installed).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import statistics
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,8 +44,9 @@ from .model import materialize
 from .train import CIFAR_MEAN, CIFAR_STD
 
 RUNTIMES = ("pytorch", "torch_compile", "onnxruntime", "openvino")
-CHEAP = dict(rounds=5, warmup=2, min_sample_ms=20.0)         # pipeline sweep: ~1-3 s per model pair on 2 cores
-THOROUGH = dict(rounds=25, warmup=5, min_sample_ms=200.0)    # benchmarks/speed.py
+# rounds: timed rounds per batch size; max_seconds: timing budget per batch size (stops early, after >= 3 rounds)
+CHEAP = dict(rounds=5, warmup=2, min_sample_ms=20.0, max_seconds=30.0)       # pipeline sweep: ~6 s/pair/runtime
+THOROUGH = dict(rounds=25, warmup=5, min_sample_ms=200.0, max_seconds=120.0)  # benchmarks/speed.py
 ONNX_OPSET = 17
 F32_ATOL = 1e-3  # compiled vs eager logits; f32 runtimes differ only by summation order (~1e-5 seen here)
 
@@ -106,12 +114,13 @@ class Runner:
 
 
 def compile_for(model: nn.Module, runtime: str = "pytorch", batch_size: int = 256, device: str = "cpu",
-                threads: int | None = None, channels_last: bool = True, precision: str = "f32",
+                threads: int | None = None, channels_last: bool = False, precision: str = "f32",
                 ov_hint: str = "LATENCY", check: bool = True) -> Runner:
     """Deploy `model` on `runtime` for batches of `batch_size` and check its logits against eager PyTorch.
 
     channels_last: pytorch/torch_compile only (the input is converted inside the timed call, as a user's would
-    be). On by default: eager at batch 256 ran 0.68-0.92x the NCHW time on the 2-core CPU, batch 1 within noise.
+    be). Off by default: on the idle 2-core CPU eager ran 0.96-1.06x the NCHW time (batch 256 and 1), i.e. no gain;
+    only while other processes loaded the machine was it faster (0.7-0.9x), the NCHW path suffering more.
     precision: openvino's INFERENCE_PRECISION_HINT; "f32" pinned because OpenVINO picks bf16 on CPUs that have it.
     ov_hint: openvino PERFORMANCE_HINT; LATENCY (one stream using all threads) suits one synchronous request.
     threads: onnxruntime/openvino threads; the pytorch runtimes use torch.get_num_threads() (compare_speed sets it).
@@ -206,6 +215,22 @@ def _openvino(path: str, batch_size: int, threads: int, precision: str, hint: st
 
 # ---------------------------------------------------------------------------------------------- timing
 
+def machine_load() -> dict:
+    """What else ran while we timed: the 1-minute load average and how many `dvc queue` workers are alive.
+
+    Timings taken with two queue workers on a 2-core machine are not comparable with a quiet run; this is
+    recorded with every measurement so a reader can tell (the README says to time with one worker).
+    """
+    workers = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        workers += any(a == b"queue-worker" for a in args)  # `dvc exp queue-worker <name>`
+    return {"load_avg_1m": os.getloadavg()[0], "dvc_queue_workers": workers}
+
+
 def _device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
@@ -225,13 +250,15 @@ def _stats(ms: list[float], batch_size: int) -> dict:
 def compare_speed(base_model: nn.Module, candidate_model: nn.Module, runtime: str = "pytorch",
                   batch_sizes=(256, 1), rounds: int = CHEAP["rounds"], warmup: int = CHEAP["warmup"],
                   device: str = "cpu", threads: int | None = None, min_sample_ms: float = CHEAP["min_sample_ms"],
-                  seed: int = 0, candidate_runtime: str | None = None, **compile_kw) -> dict:
+                  max_seconds: float | None = CHEAP["max_seconds"], seed: int = 0,
+                  candidate_runtime: str | None = None, **compile_kw) -> dict:
     """Speed of candidate vs base on `runtime`, both deployed the same way and timed interleaved in this process.
 
     Per batch size: both models are compiled, warmed up `warmup` calls each, then `rounds` rounds each time one
     sample per model, the order alternating AB, BA, ... . A sample is `calls` back-to-back calls (the same number
     for both models, chosen in warm-up so a sample of the slower model lasts >= min_sample_ms; a single call at
-    batch 1 is too short to time on a busy machine). Inputs: random normalised float32 (see random_batch).
+    batch 1 is too short to time on a busy machine). After `max_seconds` of timing (and >= 3 rounds) it stops
+    early, after a whole round; "rounds_done" says how many ran. Inputs: random normalised float32 (random_batch).
     Returns runtime, device, threads, rounds, batch sizes and, keyed by str(batch size), per-model stats
     ("base"/"candidate": median/IQR/min/max ms per batch, images/s), "speedup" = median(base ms) /
     median(candidate ms), "speedup_rounds" = median of the per-round ratios and "speedup_min" = min(base ms) /
@@ -247,8 +274,9 @@ def compare_speed(base_model: nn.Module, candidate_model: nn.Module, runtime: st
     pair = (runtime, candidate_runtime or runtime)
     out = {"runtime": runtime, "candidate_runtime": pair[1], "device": device, "device_name": _device_name(device),
            "threads": threads, "batch_sizes": list(batch_sizes), "rounds": rounds, "warmup": warmup,
-           "min_sample_ms": min_sample_ms, "torch": torch.__version__, "calls_per_sample": {},
-           "base": {}, "candidate": {}, "speedup": {}, "speedup_rounds": {}, "speedup_min": {}}
+           "min_sample_ms": min_sample_ms, "torch": torch.__version__, "calls_per_sample": {}, "rounds_done": {},
+           "base": {}, "candidate": {}, "speedup": {}, "speedup_rounds": {}, "speedup_min": {},
+           **machine_load()}
     try:
         for bs in batch_sizes:
             if "torch_compile" in pair:
@@ -267,16 +295,20 @@ def compare_speed(base_model: nn.Module, candidate_model: nn.Module, runtime: st
 
             warm = [[sample(r, 1) for _ in range(max(1, warmup))] for r in runners]
             calls = max(1, round(min_sample_ms / max(min(w) for w in warm)))
-            ms = [[], []]
+            ms, t_start = [[], []], time.perf_counter()
             for i in range(rounds):
                 for j in ((0, 1) if i % 2 == 0 else (1, 0)):
                     ms[j].append(sample(runners[j], calls))
+                # `calls` was sized in warm-up; if load arrives later a round can take 100x longer: stop after
+                # whole rounds (both models timed equally often) once the budget is spent, and say so.
+                if max_seconds and i >= 2 and time.perf_counter() - t_start > max_seconds:
+                    break
             key = str(bs)
             out["base"][key], out["candidate"][key] = _stats(ms[0], bs), _stats(ms[1], bs)
             out["speedup"][key] = out["base"][key]["median_ms"] / out["candidate"][key]["median_ms"]
             out["speedup_rounds"][key] = statistics.median(a / b for a, b in zip(*ms))
             out["speedup_min"][key] = min(ms[0]) / min(ms[1])  # load only adds time: robust on a busy machine
-            out["calls_per_sample"][key] = calls
+            out["calls_per_sample"][key], out["rounds_done"][key] = calls, len(ms[0])
     finally:
         torch.set_num_threads(old_threads)
     return out

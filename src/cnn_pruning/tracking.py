@@ -158,7 +158,7 @@ def stage_run(stage: str, run_name: str, params: dict, tags: dict | None = None)
     client = MlflowClient(tracking_uri=uri)
     exp_id = get_or_create_experiment(client, experiment_name(), root)
     all_tags = {**provenance_tags(), "stage": stage, "mlflow.runName": run_name,
-                "mlflow.source.name": f"stages/{stage}.py", **(tags or {})}
+                "mlflow.source.name": Path(sys.argv[0]).name or f"{stage}.py", **(tags or {})}
     run = _retry(client.create_run, exp_id, run_name=run_name, tags={k: str(v) for k, v in all_tags.items()})
     run_id = run.info.run_id
     flat = flatten(params)
