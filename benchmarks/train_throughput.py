@@ -6,7 +6,8 @@
 Both sides train the same ResNet20 with the same SGD settings, batch size and torch threads; only the way
 batches are made differs:
   ours     the split is one uint8 tensor; each batch is indexed, randomly cropped (pad 4) and flipped with tensor
-           ops for the whole batch, then normalised (cnn_pruning.train.augment/normalize)
+           ops for the whole batch, then normalised (cnn_pruning.train.augment/normalize); model and batches in
+           channels_last, as cnn_pruning.train does (--no-channels-last: NCHW, to see the data path alone)
   classic  torchvision.datasets-style per-sample PIL images through RandomCrop(32, padding=4),
            RandomHorizontalFlip, ToTensor, Normalize in a DataLoader (shuffle, `--workers` worker processes)
 The two alternate round by round (ours, classic, ours, ...), so machine drift hits both; the script prints each
@@ -62,7 +63,7 @@ def train_steps(model, optimizer, batches, steps: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def ours(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):
+def ours(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, channels_last: bool):
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     y = torch.from_numpy(labels)
     g = torch.Generator().manual_seed(seed)
@@ -70,7 +71,7 @@ def ours(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):
         order = torch.randperm(len(y), generator=g)
         for i in range(0, len(y) - batch_size + 1, batch_size):
             idx = order[i:i + batch_size]
-            yield normalize(augment(x[idx], g)), y[idx]
+            yield normalize(augment(x[idx], g), channels_last), y[idx]
 
 
 def classic(images: np.ndarray, labels: np.ndarray, batch_size: int, workers: int, seed: int):
@@ -90,6 +91,8 @@ def main():
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers for the classic side")
     ap.add_argument("--images", type=int, default=10_000, help="training images to load")
+    ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                    help="our side in channels_last, as the project trains (default)")
     args = ap.parse_args()
 
     if SHARED.exists():
@@ -101,20 +104,23 @@ def main():
         images = rng.integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8)
         labels, what = rng.integers(0, 10, args.images), f"{args.images} random images"
     print(f"{what}, batch {args.batch_size}, {args.steps} steps per round, torch threads "
-          f"{torch.get_num_threads()}, classic DataLoader workers {args.workers}")
+          f"{torch.get_num_threads()}, classic DataLoader workers {args.workers}, ours channels_last "
+          f"{args.channels_last}")
+    fmt = {"ours": torch.channels_last if args.channels_last else torch.contiguous_format,
+           "classic": torch.contiguous_format}
 
-    sides = {"ours": ours(images, labels, args.batch_size, 0),
+    sides = {"ours": ours(images, labels, args.batch_size, 0, args.channels_last),
              "classic": classic(images, labels, args.batch_size, args.workers, 0)}
     results = {name: [] for name in sides}
     for name, it in sides.items():  # warm-up: first batches, worker start-up, allocator
         torch.manual_seed(0)
-        model = ResNet20()
+        model = ResNet20().to(memory_format=fmt[name])
         train_steps(model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), it, 3)
     for r in range(args.rounds):
         order = list(sides) if r % 2 == 0 else list(sides)[::-1]
         for name in order:
             torch.manual_seed(0)
-            model = ResNet20()
+            model = ResNet20().to(memory_format=fmt[name])
             opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
             results[name].append(train_steps(model, opt, sides[name], args.steps))
             print(f"round {r + 1} {name:8s} {results[name][-1]:7.0f} images/s")

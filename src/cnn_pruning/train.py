@@ -50,8 +50,8 @@ class TrainConfig:
     label_smoothing: float = 0.0   # 0 = plain cross-entropy, as in the paper
     seed: int = 0                  # init, shuffling and augmentation
     device: str = "auto"           # auto = cuda if available, else cpu
-    channels_last: str = "auto"    # auto = on for CUDA (tensor cores), off for CPU (slower there, see README)
-    amp: str = "auto"              # auto = bf16 autocast on CUDA, off on CPU (no bf16 units on common CPUs)
+    channels_last: str = "auto"    # auto = on: tensor cores on CUDA; 1.17x faster training on the 2-core CPU too
+    amp: str = "auto"              # auto = bf16 autocast on CUDA, off on CPU (0.90x there, even with avx512_bf16)
     eval_batch_size: int = 1000    # validation/test batch size; does not change results
 
     @classmethod
@@ -68,8 +68,9 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def _flag(value, device: torch.device) -> bool:
-    return device.type == "cuda" if value == "auto" else bool(value)
+def _flag(value, device: torch.device, auto_on_cpu: bool = False) -> bool:
+    """A true/false/"auto" setting: auto = on for CUDA, and on CPU only where measured faster."""
+    return (device.type == "cuda" or auto_on_cpu) if value == "auto" else bool(value)
 
 
 def to_device(split: Split, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,7 +187,9 @@ def fit(model: nn.Module, dataset: CIFAR10, optimizer_name: str, hparams: dict, 
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {cfg.epochs} and {cfg.batch_size}")
     device = pick_device(cfg.device)
-    channels_last, amp = _flag(cfg.channels_last, device), _flag(cfg.amp, device)
+    # Measured on the 2-core CPU (ResNet20, batch 128, SGD step): NCHW 552 img/s, channels_last 642, bf16 autocast
+    # 493, both 501. So channels_last is on everywhere and bf16 only on CUDA.
+    channels_last, amp = _flag(cfg.channels_last, device, auto_on_cpu=True), _flag(cfg.amp, device)
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
