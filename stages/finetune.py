@@ -9,8 +9,6 @@ pruned: masked weights and zeroed units stay exactly zero, shared filters stay t
 
 import sys
 
-import torch
-
 from cnn_pruning import data, files, params, tracking
 from cnn_pruning.model import load_checkpoint
 from cnn_pruning.stage import device_tags, fingerprint, fit_and_save, run_stage
@@ -28,7 +26,6 @@ def main(method: str) -> None:
     tags = {"method": method, "ratio": "" if meta.get("ratio") is None else meta["ratio"],
             "base_optimizer": meta.get("base", ""), **device_tags(pick_device(cfg.device))}
     with tracking.stage_run("finetune", f"finetune-{method}", params=section, tags=tags) as run:
-        torch.manual_seed(cfg.seed)
         fit_and_save(model, ds, stage="finetune", name=method, optimizer=section["optimizer"],
                      hparams=section["optimizer_params"], cfg=cfg, run=run, model_path=f"models/finetuned/{method}.pt",
                      resume_key=fingerprint(section, files.md5_of(DATA), files.md5_of(source)),

@@ -9,10 +9,10 @@ columns say how many) and accuracy uses `sweep.eval_images` test images (the `ev
 It does not read prune.ratio, so `dvc exp run -S prune.ratio=...` leaves it cached.
 """
 
+import shutil
 import sys
 
-from cnn_pruning import data, files, params, pruning, tracking
-from cnn_pruning.measure import compare
+from cnn_pruning import data, files, measure, params, pruning, tracking, speed
 from cnn_pruning.model import load_checkpoint
 from cnn_pruning.stage import run_stage
 from cnn_pruning.train import pick_device
@@ -21,6 +21,7 @@ COLUMNS = ("method", "ratio", "test_acc", "base_test_acc", "params", "nonzero_pa
            "size_bytes", "size_ratio", "params_ratio", "macs_ratio", "images_per_s", "base_images_per_s",
            "ms_per_batch", "base_ms_per_batch", "speedup", "speedup_b1", "runtime", "device", "threads",
            "timed_batch_size", "timed_rounds", "eval_images", "dvc_queue_workers", "load_avg_1m")
+OUT, WORKDIR = "plots/sweep/{}.csv", "checkpoints/sweep/{}"
 
 
 def main(method: str) -> None:
@@ -29,33 +30,26 @@ def main(method: str) -> None:
     for ratio in cfg["ratios"]:
         pruning.validate(method, ratio, options)
     base, _ = load_checkpoint(f"models/base/{base_name}.pt")
-    ds = data.load("data/cifar10.npz")
-    test = ds.test
+    test = data.load("data/cifar10.npz").test
     if cfg["eval_images"] is not None and cfg["eval_images"] < len(test.labels):
         test = data.subset(test, data.stratified_indices(test.labels, cfg["eval_images"], seed=0))
-    bs, device = cfg["batch_size"], str(pick_device(cfg["device"]))
     own = {**cfg, "method": method, "base": base_name, "options": options}
-    rows, out = [], f"plots/sweep/{method}.csv"
     with tracking.stage_run("sweep", f"sweep-{method}", params=own,
                             tags={"method": method, "base_optimizer": base_name}) as run:
-        for ratio in cfg["ratios"]:
-            model = pruning.prune(base, method, ratio, **options).model
-            m, _ = compare(model, base, test, export_path=f"checkpoints/sweep/{method}.rz",
-                           base_export_path=f"checkpoints/sweep/{method}-base.rz", runtime=cfg["runtime"],
-                           batch_sizes=(bs, 1), rounds=cfg["rounds"], warmup=2,
-                           device=device,
-                           threads=cfg["threads"])
-            row = {**{k: m.get(k) for k in COLUMNS}, "method": method, "ratio": ratio, "timed_batch_size": bs,
-                   "timed_rounds": cfg["rounds"], "eval_images": len(test.labels)}
-            rows.append(row)
+        rows = measure.sweep(base, method, cfg["ratios"], options, test, WORKDIR.format(method),
+                             runtime=cfg["runtime"], batch_size=cfg["batch_size"], rounds=cfg["rounds"],
+                             warmup=speed.CHEAP["warmup"], device=str(pick_device(cfg["device"])),
+                             threads=cfg["threads"])
+        rows = [{**{k: r.get(k) for k in COLUMNS}, "timed_batch_size": cfg["batch_size"],
+                 "timed_rounds": cfg["rounds"], "eval_images": len(test.labels)} for r in rows]
+        for row in rows:
             run.log_metrics({k: v for k, v in row.items() if k not in ("method", "ratio", "runtime", "device")},
-                            step=round(ratio * 100))  # MLflow steps are integers: the ratio in percent
-            print(f"sweep-{method} ratio {ratio}: acc {row['test_acc']:.4f}, params {row['params']}, "
+                            step=round(row["ratio"] * 100))  # MLflow steps are integers: the ratio in percent
+            print(f"sweep-{method} ratio {row['ratio']}: acc {row['test_acc']:.4f}, params {row['params']}, "
                   f"size {row['size_ratio']:.2f}x smaller, speedup {row['speedup']:.2f}x")
-        files.write_csv(out, rows, COLUMNS)
-        for p in (f"checkpoints/sweep/{method}.rz", f"checkpoints/sweep/{method}-base.rz"):
-            files.remove(p)
-        run.log_artifact(out)
+        files.write_csv(OUT.format(method), rows, COLUMNS)
+        shutil.rmtree(WORKDIR.format(method), ignore_errors=True)
+        run.log_artifact(OUT.format(method))
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def test_queued_sweep_runs_in_parallel_into_one_store(tiny_pipeline, tmp_path):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["dvc", "repro"], repo)
     run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "two methods"], repo)
+    run(["git", "commit", "-qm", "one method"], repo)
     before = len(mlflow_runs(repo))
 
     run(["dvc", "exp", "run", "--queue", "-S", "prune.ratio=0.3,0.5,0.7,0.9"], repo)

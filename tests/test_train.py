@@ -10,7 +10,7 @@ import torch
 
 from cnn_pruning.data import CIFAR10, CIFAR10_CLASSES, Split
 from cnn_pruning.model import ResNet20
-from cnn_pruning.train import (TrainConfig, TrainingDiverged, augment, evaluate_split, fit, lr_multiplier,
+from cnn_pruning.train import (TrainConfig, TrainingDiverged, augment, fit, lr_multiplier,
                                make_optimizer, normalize)
 from conftest import class_images
 
@@ -119,13 +119,3 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path):
 def test_divergence_stops_with_the_optimizer_and_lr_named():
     with pytest.raises(TrainingDiverged, match=r"optimizer 'sgd' \(lr=1e\+20\)"):
         fit(ResNet20(), tiny_dataset(4), "sgd", {"lr": 1e20}, TrainConfig(epochs=3, batch_size=20), desc="t")
-
-
-def test_evaluate_split_reports_loss_and_accuracy():
-    ds = tiny_dataset(2)
-    model = ResNet20()
-    with torch.no_grad():
-        model.fc.weight.zero_()
-        model.fc.bias.copy_(torch.nn.functional.one_hot(torch.tensor(3), 10).float() * 10)
-    loss, acc = evaluate_split(model, ds.test, TrainConfig())
-    assert acc == pytest.approx(0.1) and loss > 0

@@ -11,14 +11,14 @@ that read that section. Each problem names the key, the bad value and what is al
 
 from __future__ import annotations
 
-import inspect
 import math
 import sys
 from typing import Any, Callable
 
-RUNTIMES = ("pytorch", "torch_compile", "onnxruntime", "openvino")  # cnn_pruning.speed.RUNTIMES
+from .speed import RUNTIMES
+from .train import SCHEDULES
+
 PRECISIONS = ("f32", "bf16", "f16")
-SCHEDULES = ("cosine", "multistep", "constant")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -118,23 +118,14 @@ SCHEMA: dict[str, dict[str, Callable]] = {
 
 
 def optimizer_problems(key: str, name: Any, hparams: Any) -> list[str]:
-    """A torch.optim class name (any case) and keyword arguments its constructor accepts, with an lr."""
-    import torch  # only here: the rest of the schema is checked without paying for the import
+    """A torch.optim class name (any case) and keyword arguments its constructor accepts, with an lr > 0."""
+    from .train import optimizer_class
 
-    classes = {n.lower(): c for n, c in vars(torch.optim).items()
-               if isinstance(c, type) and issubclass(c, torch.optim.Optimizer) and c is not torch.optim.Optimizer}
-    if not isinstance(name, str) or name.lower() not in classes:
-        return [f"{key}: {name!r} is not an optimizer; allowed: {', '.join(sorted(classes))}"]
-    if not isinstance(hparams, dict):
-        return [f"{key} {name}: settings must be a mapping of keyword arguments, got {hparams!r}"]
-    cls = classes[name.lower()]
-    accepted = [p for p in inspect.signature(cls).parameters if p != "params"]
-    out = [f"{key} {name}: unknown setting {k!r}; {cls.__name__} accepts {', '.join(accepted)}"
-           for k in hparams if k not in accepted]
-    lr = hparams.get("lr")
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
-        out.append(f"{key} {name}: lr = {lr!r} is not allowed; expected a number > 0")
-    return out
+    try:
+        optimizer_class(name, hparams)
+    except ValueError as e:
+        return [f"{key}: {e}"]
+    return []
 
 
 def problems(params: Any) -> list[str]:

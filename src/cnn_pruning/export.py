@@ -1,7 +1,7 @@
 """The compact stored form of a model: what a pruned ResNet20 really costs on disk, losslessly.
 
-    nbytes = export_compact(model, "models/magnitude.rnz")   # bytes on disk
-    model = load_compact("models/magnitude.rnz")               # a ResNet20, same outputs bit for bit in eval mode
+    nbytes = export_compact(model, "models/magnitude.rz")   # bytes on disk
+    model = load_compact("models/magnitude.rz")               # a ResNet20, same outputs bit for bit in eval mode
 
 Every model, the dense baseline included, goes through the same encoder, so size ratios compare like with like.
 The encoding of each state_dict tensor is chosen from its content, never from a method name:

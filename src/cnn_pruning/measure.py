@@ -20,9 +20,12 @@ weight were skipped (Hout*Wout*nonzeros per conv), which nothing in this project
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 
+from . import export, pruning, speed
 from .data import Split
 from .model import SharedConv2d, materialize
 from .train import normalize, to_device
@@ -154,42 +157,44 @@ def model_summary(model: nn.Module) -> dict:
 
 # ---------------------------------------------------------------------------------------------- a model vs its base
 
-def compare(candidate: nn.Module, base: nn.Module, split: Split, *, export_path, base_export_path,
-            runtime: str = "pytorch", batch_sizes=(256, 1), rounds: int = 5, warmup: int = 2,
-            device: str = "cpu", threads: int | None = None, precision: str = "f32") -> dict:
+def describe(model: nn.Module, split: Split, export_path, device: str = "cpu") -> dict:
+    """What a model is, apart from speed: accuracy on `split`, the counts and MACs, and the bytes of its compact
+    export written to `export_path`."""
+    acc = accuracy(model, split, device=device)
+    return {"accuracy": acc, "summary": model_summary(model), "size": export.export_compact(model, export_path)}
+
+
+def compare(candidate: nn.Module, base: nn.Module, split: Split, *, export_path, base_export_path=None,
+            base_description: dict | None = None, runtime: str = "pytorch", batch_size: int = 256, rounds: int = 5,
+            warmup: int = 2, device: str = "cpu", threads: int | None = None, precision: str = "f32"
+            ) -> tuple[dict, dict]:
     """Everything the evaluate and sweep stages report about `candidate` against `base`, in one flat dict.
 
-    Accuracy on `split`, stored parameters, nonzeros, distinct filters and MACs of both, the compact export of both
-    written to disk (the sizes are the files' bytes), and inference speed of both timed interleaved in this process
-    on `runtime` (cnn_pruning.speed.compare_speed): `speedup` = base ms / candidate ms at batch_sizes[0], and
-    `speedup_b1` the same at batch 1.
-    Returns (flat metrics, the raw speed result with every timed sample).
+    describe() of both (pass `base_description` to reuse the base's across calls), and the inference speed of both
+    timed interleaved in this process on `runtime` (cnn_pruning.speed.compare_speed) at `batch_size` and at
+    batch 1: `speedup` = base ms / candidate ms at `batch_size` (keys without a suffix, stable across settings for
+    `dvc exp show`), `speedup_b1` the same at batch 1. Returns (flat metrics, the raw speed result).
     """
-    from . import export, speed  # onnx/openvino are imported only by the stages that time models
-
-    acc, base_acc = accuracy(candidate, split, device=device), accuracy(base, split, device=device)
-    cand, ref = model_summary(candidate), model_summary(base)
-    size, base_size = export.export_compact(candidate, export_path), export.export_compact(base, base_export_path)
+    cand = describe(candidate, split, export_path, device)
+    ref = base_description or describe(base, split, base_export_path, device)
+    batch_sizes = (batch_size, 1) if batch_size != 1 else (1,)
     timing = speed.compare_speed(base, candidate, runtime=runtime, batch_sizes=batch_sizes, rounds=rounds,
                                  warmup=warmup, device=device, threads=threads, precision=precision)
+    acc, base_acc, c, r = cand["accuracy"], ref["accuracy"], cand["summary"], ref["summary"]
     metrics = {
         "test_acc": acc["accuracy"], "per_class_acc": acc["per_class"], "test_images": acc["n"],
         "base_test_acc": base_acc["accuracy"], "acc_drop": base_acc["accuracy"] - acc["accuracy"],
-        **{k: v for k, v in cand.items() if not isinstance(v, (list, dict))},
-        "base_params": ref["params"], "base_macs": ref["macs"],
-        "params_ratio": ref["params"] / max(1, cand["params"]),
-        "nonzero_ratio": ref["nonzero_params"] / max(1, cand["nonzero_params"]),
-        "macs_ratio": ref["macs"] / max(1, cand["macs"]),
-        "size_bytes": size, "base_size_bytes": base_size, "size_ratio": base_size / size,
+        **{k: v for k, v in c.items() if not isinstance(v, (list, dict))},
+        "base_params": r["params"], "base_macs": r["macs"],
+        "params_ratio": r["params"] / max(1, c["params"]),
+        "nonzero_ratio": r["nonzero_params"] / max(1, c["nonzero_params"]),
+        "macs_ratio": r["macs"] / max(1, c["macs"]),
+        "size_bytes": cand["size"], "base_size_bytes": ref["size"], "size_ratio": ref["size"] / cand["size"],
         "runtime": runtime, "device": timing["device"], "device_name": timing["device_name"],
-        "threads": timing["threads"], "timed_rounds": rounds, "load_avg_1m": timing["load_avg_1m"],
-        "dvc_queue_workers": timing["dvc_queue_workers"],
+        "threads": timing["threads"], "timed_rounds": rounds, "batch_size": batch_size,
+        "load_avg_1m": timing["load_avg_1m"], "dvc_queue_workers": timing["dvc_queue_workers"],
     }
-    # The first batch size is the headline one (keys without a suffix, stable across settings for `dvc exp show`);
-    # the others get a _b<size> suffix (speedup_b1: latency at batch 1).
-    metrics["batch_size"] = batch_sizes[0]
-    for i, bs in enumerate(timing["speedup"]):
-        sfx = "" if i == 0 else f"_b{bs}"
+    for sfx, bs in (("", str(batch_size)), ("_b1", "1")):
         metrics[f"speedup{sfx}"] = timing["speedup"][bs]
         metrics[f"images_per_s{sfx}"] = timing["candidate"][bs]["images_per_s"]
         metrics[f"base_images_per_s{sfx}"] = timing["base"][bs]["images_per_s"]
@@ -197,3 +202,17 @@ def compare(candidate: nn.Module, base: nn.Module, split: Split, *, export_path,
         metrics[f"base_ms_per_batch{sfx}"] = timing["base"][bs]["median_ms"]
         metrics[f"ms_iqr{sfx}"] = timing["candidate"][bs]["q3_ms"] - timing["candidate"][bs]["q1_ms"]
     return metrics, timing
+
+
+def sweep(base: nn.Module, method: str, ratios, options: dict, split: Split, workdir, **timing) -> list[dict]:
+    """Prune `base` with `method` at every ratio (no fine-tuning) and compare() each result with it; one flat dict
+    per ratio. The base is described once; `timing` goes to compare() (runtime, batch_size, rounds, ...)."""
+    workdir = Path(workdir)
+    base_description = describe(base, split, workdir / "base.rz", timing.get("device", "cpu"))
+    rows = []
+    for ratio in ratios:
+        model = pruning.prune(base, method, ratio, **options).model
+        metrics, _ = compare(model, base, split, export_path=workdir / f"{method}.rz",
+                             base_description=base_description, **timing)
+        rows.append({**metrics, "method": method, "ratio": ratio})
+    return rows

@@ -1,10 +1,10 @@
 """The results report: every metrics file of a pipeline run in one table, one JSON summary and the charts.
 
     from cnn_pruning import report
-    results = report.collect(".")               # reads metrics/{train,prune,finetune,evaluate}/ and plots/sweep/
+    results = report.collect(".", ["sgd"], ["none", "magnitude"], ["magnitude"])   # the models params.yaml lists
     rows = report.summary_rows(results)         # one row per base model and per method
     report.markdown(rows, results)              # the table as Markdown (reports/summary.md)
-    report.draw_charts(results, rows, "plots/report")   # PNGs, one colour per method throughout
+    charts.report_charts(results, rows, "plots/report")  # the PNGs (cnn_pruning.charts)
 
 Pure functions over the files the earlier stages wrote; the report stage (stages/report.py) writes and logs them.
 """
@@ -16,24 +16,14 @@ import json
 import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .files import atomic_path  # noqa: E402
-
-# One colour per method in every chart (matplotlib's tab10 order); the base models are grey.
-COLOURS = {"base": "#7f7f7f", "none": "#000000", "magnitude": "#1f77b4", "l2_unit": "#ff7f0e",
-           "kmeans_shared": "#2ca02c", "kmeans_channel": "#d62728"}
+from .charts import COLOURS
 TRADEOFF_COLUMNS = ("model", "method", "ratio", "test_acc", "speedup", "size_ratio", "params", "macs")
 
 
-def _read_jsons(folder: Path) -> dict[str, dict]:
-    if not folder.is_dir():
-        return {}
-    return {p.name[:-len(".json")]: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))
-            if not p.name.endswith((".timing.json", ".info.json"))}
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the stage that writes it has not run")
+    return json.loads(path.read_text())
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -46,12 +36,18 @@ def _read_csv(path: Path) -> list[dict]:
         return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def collect(root: str | os.PathLike = ".") -> dict:
-    """All the metrics a pipeline run left behind, by stage and name."""
+def collect(root: str | os.PathLike, optimizers: list[str], methods: list[str], sweep_methods: list[str]) -> dict:
+    """The metrics of the models the params list, by stage and name. Files of models no longer listed (DVC leaves
+    a dropped matrix item's outputs behind) are not read, so the report never mixes in stale results."""
     root = Path(root)
-    sweep = {p.stem: _read_csv(p) for p in sorted((root / "plots" / "sweep").glob("*.csv"))}
-    return {stage: _read_jsons(root / "metrics" / stage) for stage in ("train", "prune", "finetune", "evaluate")} \
-        | {"sweep": sweep}
+    metrics = root / "metrics"
+    evaluate = {f"base-{o}": _read_json(metrics / "evaluate" / f"base-{o}.json") for o in optimizers}
+    evaluate |= {m: _read_json(metrics / "evaluate" / f"{m}.json") for m in methods}
+    return {"train": {o: _read_json(metrics / "train" / f"{o}.json") for o in optimizers},
+            "prune": {m: _read_json(metrics / "prune" / f"{m}.json") for m in methods},
+            "finetune": {m: _read_json(metrics / "finetune" / f"{m}.json") for m in methods},
+            "evaluate": evaluate,
+            "sweep": {m: _read_csv(root / "plots" / "sweep" / f"{m}.csv") for m in sweep_methods}}
 
 
 def summary_rows(results: dict) -> list[dict]:
@@ -118,55 +114,3 @@ def markdown(rows: list[dict], results: dict) -> str:
 def tradeoff(rows: list[dict]) -> list[dict]:
     """Accuracy vs speedup at the chosen ratio, one point per model (the DVC plot's data)."""
     return [{k: r[k] for k in TRADEOFF_COLUMNS} for r in rows]
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-
-
-def draw_charts(results: dict, rows: list[dict], folder: str | os.PathLike) -> list[Path]:
-    """The seed studies' charts, regenerated: time, params, size and accuracy vs ratio, and accuracy vs speedup."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    sweep = results.get("sweep", {})
-    per_ratio = [("images_per_s", "inference speed (images/s)", "Inference speed vs pruning ratio", "time_vs_ratio"),
-                 ("params", "parameters stored", "Parameters vs pruning ratio", "params_vs_ratio"),
-                 ("size_bytes", "compact export size (KiB)", "Stored size vs pruning ratio", "size_vs_ratio"),
-                 ("test_acc", "test accuracy before fine-tuning (%)", "Accuracy vs pruning ratio (no fine-tune)",
-                  "accuracy_vs_ratio")]
-    for key, ylabel, title, name in per_ratio if sweep else []:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for method, points in sweep.items():
-            scale = 1 / 1024 if key == "size_bytes" else 100 if key == "test_acc" else 1
-            ax.plot([p["ratio"] for p in points], [p[key] * scale for p in points], marker="o",
-                    color=COLOURS.get(method), label=method)
-        first = next(iter(sweep.values()))
-        if first and key in ("images_per_s", "params", "size_bytes"):
-            base_key = {"images_per_s": "base_images_per_s", "params": None, "size_bytes": None}[key]
-            if base_key:
-                ax.axhline(sum(p[base_key] for p in first) / len(first), color=COLOURS["base"], ls="--",
-                           label="dense base")
-        unit = f", batch {int(first[0]['timed_batch_size'])}, {first[0]['runtime']}" if key == "images_per_s" else ""
-        ax.set(xlabel="pruning ratio (fraction removed)", ylabel=ylabel, title=title + unit)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        _save(fig, folder / f"{name}.png")
-        written.append(folder / f"{name}.png")
-    if rows:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for r in rows:
-            ax.scatter(r["speedup"], 100 * r["test_acc"], s=60, color=COLOURS.get(r["method"], "#17becf"),
-                       label=r["model"], zorder=3)
-            ax.annotate(r["model"], (r["speedup"], 100 * r["test_acc"]), textcoords="offset points", xytext=(5, 4),
-                        fontsize=8)
-        ratio = next((r["ratio"] for r in rows if r["ratio"]), None)
-        ax.set(xlabel=f"speedup vs base (x, batch {rows[0]['batch_size']}, {rows[0]['runtime']})",
-               ylabel="test accuracy after fine-tuning (%)",
-               title=f"Accuracy vs speedup at ratio {ratio:g}" if ratio else "Accuracy vs speedup")
-        ax.grid(alpha=0.3)
-        _save(fig, folder / "accuracy_vs_speedup.png")
-        written.append(folder / "accuracy_vs_speedup.png")
-    return written

@@ -14,15 +14,15 @@ from typing import Callable
 
 import torch
 
-from . import charts, files
+from . import charts, files, measure
 from .config import ConfigError
 from .data import CIFAR10, DataError
-from .model import CheckpointError, ResNet20, count_params, save_checkpoint
-from .train import HISTORY_COLUMNS, TrainConfig, TrainingDiverged, evaluate_split, fit, pick_device
+from .model import CheckpointError, ResNet20, count_params, load_checkpoint, save_checkpoint
+from .train import HISTORY_COLUMNS, TrainConfig, TrainingDiverged, fit, pick_device
 
 # Errors that are the user's input or environment, not a bug: one clear line, exit status 1, no traceback.
-EXPECTED_ERRORS = (DataError, CheckpointError, TrainingDiverged, ConfigError, ValueError, KeyError,
-                   FileNotFoundError)
+# (A KeyError is a bug, not input: params are validated first, so it keeps its traceback.)
+EXPECTED_ERRORS = (DataError, CheckpointError, TrainingDiverged, ConfigError, ValueError, FileNotFoundError)
 
 
 def run_stage(main: Callable[..., None], *args: str, expected: tuple[type[BaseException], ...] = ()) -> None:
@@ -62,10 +62,12 @@ def fit_and_save(model: ResNet20, ds: CIFAR10, *, stage: str, name: str, optimiz
                   on_epoch=lambda row: run.log_metrics({k: v for k, v in row.items() if k != "epoch"},
                                                        step=row["epoch"]),
                   desc=f"{stage}-{name}")
-    test_loss, test_acc = evaluate_split(model, ds.test, cfg)
+    # The same fp32 accuracy function as the prune and evaluate stages (fit's per-epoch validation may use bf16).
+    test = measure.accuracy(model, ds.test, cfg.eval_batch_size, device)
+    test_acc = test["accuracy"]
     best = max(history, key=lambda r: r["val_acc"])
     labels = {k: v for k, v in meta.items() if not isinstance(v, (dict, list))}  # method, ratio, ...: not the details
-    metrics = {**labels, "test_acc": test_acc, "test_loss": test_loss, "best_val_acc": best["val_acc"],
+    metrics = {**labels, "test_acc": test_acc, "test_per_class_acc": test["per_class"], "best_val_acc": best["val_acc"],
                "best_val_epoch": best["epoch"], "last_val_acc": history[-1]["val_acc"],
                "params": count_params(model), "epochs": len(history), "train_images": len(ds.train.labels)}
     seconds = [r["seconds"] for r in history]
@@ -89,18 +91,14 @@ def evaluate_and_save(name: str, model_path: str, base_path: str, cfg: dict, ds:
     """Measure the model at `model_path` against the base at `base_path` (measure.compare) and write
     metrics/evaluate/<name>.json (+ .timing.json with every timed sample) and its compact export
     models/compact/<name>.rz, logging the scalars and files to `run`."""
-    from . import measure
-    from .model import load_checkpoint
-
     model, _ = load_checkpoint(model_path)
     base, _ = load_checkpoint(base_path)
-    device = str(pick_device(cfg["device"]))
-    export_path = f"models/compact/{name}.rz"
+    base_export = f"checkpoints/evaluate/{name}-base.rz"
     metrics, timing = measure.compare(
-        model, base, ds.test, export_path=export_path, base_export_path=f"checkpoints/evaluate/{name}-base.rz",
-        runtime=cfg["runtime"], batch_sizes=(cfg["batch_size"], 1), rounds=cfg["rounds"], warmup=cfg["warmup"],
-        device=device, threads=cfg["threads"], precision=cfg["precision"])
-    files.remove(f"checkpoints/evaluate/{name}-base.rz")
+        model, base, ds.test, export_path=f"models/compact/{name}.rz", base_export_path=base_export,
+        runtime=cfg["runtime"], batch_size=cfg["batch_size"], rounds=cfg["rounds"], warmup=cfg["warmup"],
+        device=str(pick_device(cfg["device"])), threads=cfg["threads"], precision=cfg["precision"])
+    files.remove(base_export)
     metrics = {**labels, **metrics}
     metrics_path, timing_path = f"metrics/evaluate/{name}.json", f"metrics/evaluate/{name}.timing.json"
     files.write_json(metrics_path, metrics)
@@ -109,9 +107,8 @@ def evaluate_and_save(name: str, model_path: str, base_path: str, cfg: dict, ds:
     run.set_tags({"device": metrics["device"], "threads": metrics["threads"], "runtime": metrics["runtime"]})
     run.log_artifact(metrics_path)
     run.log_artifact(timing_path)
-    bs = cfg["batch_size"]
     print(f"evaluate-{name}: test_acc {metrics['test_acc']:.4f} (base {metrics['base_test_acc']:.4f}), "
           f"params {metrics['params']}, MACs {metrics['macs']}, size {metrics['size_bytes']} B "
-          f"({metrics['size_ratio']:.2f}x smaller), speedup {metrics['speedup']:.2f}x at batch {bs} "
+          f"({metrics['size_ratio']:.2f}x smaller), speedup {metrics['speedup']:.2f}x at batch {cfg['batch_size']} "
           f"and {metrics['speedup_b1']:.2f}x at batch 1 on {metrics['runtime']}")
     return metrics

@@ -108,17 +108,27 @@ def optimizer_classes() -> dict[str, type]:
             if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer) and cls is not torch.optim.Optimizer}
 
 
-def make_optimizer(name: str, params, hparams: dict) -> torch.optim.Optimizer:
-    """Any torch.optim class by case-insensitive name ("sgd", "adam", "adamax", "adamw", ...)."""
+def optimizer_class(name: str, hparams: dict) -> type:
+    """The torch.optim class called `name` (any case), checked against `hparams`; ValueError naming what is wrong."""
     classes = optimizer_classes()
     cls = classes.get(str(name).lower())
     if cls is None:
         raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(sorted(classes))}")
+    if not isinstance(hparams, dict):
+        raise ValueError(f"optimizer {name!r}: settings must be a mapping of keyword arguments, got {hparams!r}")
     accepted = [p for p in inspect.signature(cls).parameters if p != "params"]
     unknown = sorted(set(hparams) - set(accepted))
     if unknown:
         raise ValueError(f"optimizer {name!r}: unknown hyperparameter(s) {unknown}; {cls.__name__} accepts {accepted}")
-    return cls(params, **hparams)
+    lr = hparams.get("lr")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
+        raise ValueError(f"optimizer {name!r}: lr = {lr!r} is not allowed; expected a number > 0")
+    return cls
+
+
+def make_optimizer(name: str, params, hparams: dict) -> torch.optim.Optimizer:
+    """Any torch.optim class by case-insensitive name ("sgd", "adam", "adamax", "adamw", ...)."""
+    return optimizer_class(name, hparams)(params, **hparams)
 
 
 def lr_multiplier(step: int, total_steps: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
@@ -153,17 +163,6 @@ def evaluate(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, batch_size: 
     model.train(was_training)
     n = max(1, len(y))
     return loss_sum.item() / n, correct.item() / n
-
-
-def evaluate_split(model: nn.Module, split: Split, cfg: TrainConfig) -> tuple[float, float]:
-    """(loss, accuracy) of `model` on a numpy split, on the configured device."""
-    device = pick_device(cfg.device)
-    x, y = to_device(split, device)
-    model.to(device)
-    try:
-        return evaluate(model, x, y, cfg.eval_batch_size, amp=_flag(cfg.amp, device))
-    finally:
-        model.to("cpu")
 
 
 # ---------------------------------------------------------------------------------------------- the training loop
@@ -211,7 +210,7 @@ def fit(model: nn.Module, dataset: CIFAR10, optimizer_name: str, hparams: dict, 
     history: list[dict] = []
     state = None
     if resume_path is not None and Path(resume_path).exists():
-        state = torch.load(resume_path, map_location=device, weights_only=True)
+        state = torch.load(resume_path, map_location="cpu", weights_only=True)  # the RNG state must stay on the CPU
         if state.get("key") != resume_key:
             tqdm.write(f"{desc}: ignoring {resume_path}: it was saved for other inputs")
             state = None
