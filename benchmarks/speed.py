@@ -4,6 +4,7 @@
     python benchmarks/speed.py BASE.pt CANDIDATE.pt --runtime openvino --rounds 40 --threads 2
     python benchmarks/speed.py --widths 0.5 0.2                        # no checkpoints: random ResNet20s whose
                                                                        # inner widths are cut to 50% / 20%
+    python benchmarks/speed.py BASE.pt --prune kmeans_channel 0.5 0.8  # prune the base at these ratios here
 Both models are deployed the same way (BN folded, shared convs materialized; cnn_pruning.speed) and timed
 interleaved in this process, so each speedup is a same-process ratio. The first table per pair: candidate vs base
 on the same runtime. The second: the candidate (and the base) deployed on each runtime vs the base in plain
@@ -134,6 +135,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoints", nargs="*", metavar="BASE.pt CANDIDATE.pt")
     ap.add_argument("--widths", type=float, nargs="+", help="random models with inner widths scaled by these")
+    ap.add_argument("--prune", nargs="+", metavar=("METHOD", "RATIO"),
+                    help="with BASE.pt only: prune it with METHOD (default options) at each RATIO and time that")
     ap.add_argument("--runtime", default="all", choices=("all",) + speed.RUNTIMES)
     ap.add_argument("--rounds", type=int, default=speed.THOROUGH["rounds"])
     ap.add_argument("--threads", type=int, default=None, help="default: torch.get_num_threads()")
@@ -145,8 +148,11 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", type=Path, help="also write all results here")
     args = ap.parse_args()
-    if bool(args.checkpoints) == bool(args.widths) or (args.checkpoints and len(args.checkpoints) != 2):
-        ap.error("give BASE.pt CANDIDATE.pt, or --widths F [F ...]")
+    if args.prune and (len(args.checkpoints) != 1 or len(args.prune) < 2):
+        ap.error("--prune METHOD RATIO [RATIO ...] needs exactly one checkpoint, BASE.pt")
+    if not args.prune and (bool(args.checkpoints) == bool(args.widths) or
+                           (args.checkpoints and len(args.checkpoints) != 2)):
+        ap.error("give BASE.pt CANDIDATE.pt, BASE.pt --prune METHOD RATIO ..., or --widths F [F ...]")
 
     runtimes = speed.RUNTIMES if args.runtime == "all" else (args.runtime,)
     if "pytorch" not in runtimes:
@@ -158,7 +164,13 @@ def main() -> None:
     print(f"{speed._device_name(args.device)}, {threads} threads, torch {torch.__version__}, rounds {args.rounds}, "
           f"{setting['min_sample_ms']:.0f} ms samples, flags {kw}")
 
-    if args.checkpoints:
+    if args.prune:
+        from cnn_pruning import pruning
+
+        base = load_checkpoint(args.checkpoints[0])[0]
+        method, ratios = args.prune[0], [float(r) for r in args.prune[1:]]
+        pairs = [(f"{method} {r:g}", base, pruning.prune(base, method, r).model) for r in ratios]
+    elif args.checkpoints:
         pairs = [(f"{args.checkpoints[1]} vs {args.checkpoints[0]}",
                   load_checkpoint(args.checkpoints[0])[0], load_checkpoint(args.checkpoints[1])[0])]
     else:
