@@ -12,9 +12,11 @@ It does not read prune.ratio, so `dvc exp run -S prune.ratio=...` leaves it cach
 import shutil
 import sys
 
+import torch
+
 from cnn_pruning import data, files, measure, params, pruning, tracking, speed
 from cnn_pruning.model import load_checkpoint
-from cnn_pruning.stage import run_stage
+from cnn_pruning.stage import device_tags, run_stage
 from cnn_pruning.train import pick_device
 
 COLUMNS = ("method", "ratio", "test_acc", "base_test_acc", "params", "nonzero_params", "distinct_filters", "macs",
@@ -34,12 +36,13 @@ def main(method: str) -> None:
     if cfg["eval_images"] is not None and cfg["eval_images"] < len(test.labels):
         test = data.subset(test, data.stratified_indices(test.labels, cfg["eval_images"], seed=0))
     own = {**cfg, "method": method, "base": base_name, "options": options}
-    with tracking.stage_run("sweep", f"sweep-{method}", params=own,
-                            tags={"method": method, "base_optimizer": base_name}) as run:
+    device = pick_device(cfg["device"])
+    tags = {"method": method, "base_optimizer": base_name, "ratios": cfg["ratios"], "runtime": cfg["runtime"],
+            **device_tags(device), "threads": cfg["threads"] or torch.get_num_threads()}
+    with tracking.stage_run("sweep", f"sweep-{method}", params=own, tags=tags) as run:
         rows = measure.sweep(base, method, cfg["ratios"], options, test, WORKDIR.format(method),
                              runtime=cfg["runtime"], batch_size=cfg["batch_size"], rounds=cfg["rounds"],
-                             warmup=speed.CHEAP["warmup"], device=str(pick_device(cfg["device"])),
-                             threads=cfg["threads"])
+                             warmup=speed.CHEAP["warmup"], device=str(device), threads=cfg["threads"])
         rows = [{**{k: r.get(k) for k in COLUMNS}, "timed_batch_size": cfg["batch_size"],
                  "timed_rounds": cfg["rounds"], "eval_images": len(test.labels)} for r in rows]
         for row in rows:

@@ -27,8 +27,7 @@ def main(optimizer: str) -> None:
     own = {k: v for k, v in section.items() if k not in ("optimizers", "optimizer_params")}
     own.update(optimizer=optimizer, optimizer_params=hparams)
     ds = data.load(DATA)
-    tags = {"optimizer": optimizer, "data.source": ds.source, "data.source_md5": ds.source_md5 or "",
-            **device_tags(pick_device(cfg.device))}
+    tags = {"optimizer": optimizer, **device_tags(pick_device(cfg.device))}  # data source: tracking adds it
     with tracking.stage_run("train", f"train-{optimizer}", params=own, tags=tags) as run:
         torch.manual_seed(cfg.seed)
         fit_and_save(ResNet20(), ds, stage="train", name=optimizer, optimizer=optimizer, hparams=hparams, cfg=cfg,

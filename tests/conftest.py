@@ -11,8 +11,10 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-import numpy as np
-import pytest
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # before anything imports mlflow, also outside `make test`
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import yaml
 from PIL import Image
 

@@ -42,7 +42,8 @@ def test_shipped_params_are_valid():
     ("train.optimizers", [], r"train.optimizers is empty"),
     ("prune.methods", [], r"prune.methods is empty; list at least one of"),
     ("prune.methods", ["magnitude", "lottery"], r"prune.methods: unknown method 'lottery'; allowed: magnitude, l2_unit"),
-    ("train.optimizers", ["sgd", "adamm"], r"train.optimizer_params has no entry for 'adamm'"),
+    ("train.optimizers", ["sgd", "adamm"], r"train.optimizers: unknown optimizer 'adamm'; allowed: .*adamax.*sgd"),
+    ("train.optimizers", ["sgd", "adamw"], r"train.optimizer_params has no entry for 'adamw'"),
     ("finetune.optimizer", "sgdd", r"finetune.optimizer: unknown optimizer 'sgdd'; allowed: .*adamax.*sgd"),
     ("finetune.optimizer_params", {"lr": 0.1, "betas": [0.9, 0.9]}, r"finetune.optimizer: optimizer 'sgd': unknown hyperparameter\(s\) \['betas'\]; SGD accepts"),
     ("train.optimizer_params.sgd", {"lr": -1}, r"lr = -1 is not allowed; expected a number > 0"),
@@ -56,6 +57,8 @@ def test_shipped_params_are_valid():
     ("prune.options.kmeans_shared", {"seeed": 1}, r"prune.options.kmeans_shared: .*seeed"),
     ("prune.options.lottery", {}, r"prune.options: unknown method 'lottery'"),
     ("extra", {"a": 1}, r"unknown section 'extra'"),
+    ("data.source", "no/such/cifar.tar.gz", r"data.source 'no/such/cifar.tar.gz': .*no/such/cifar.tar.gz does not exist"),
+    ("data.source", "ftp://host/cifar.tar.gz", r"data.source 'ftp://host/cifar.tar.gz': unsupported scheme 'ftp'"),
 ])
 def test_bad_settings_are_named_with_what_is_allowed(path, value, message):
     found = config.problems(with_change(path, value))

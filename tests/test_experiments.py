@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import shutil
 import subprocess
 import time
 
@@ -48,6 +50,12 @@ def test_exp_run_ratio_reruns_only_what_depends_on_it(tiny_pipeline, tmp_path):
     columns = rows["ratio-09"].keys()
     for name in ("kmeans_channel.speedup", "kmeans_channel.test_acc", "magnitude.size_ratio"):
         assert any(c.endswith(name) for c in columns), f"no {name} column in dvc exp show: {sorted(columns)[:40]}"
+    # The charts of two experiments side by side, still offline.
+    run(["dvc", "plots", "diff", "HEAD", "ratio-09", "-o", "diff-html"], repo)
+    html = (repo / "diff-html" / "index.html").read_text()
+    assert "ratio-09" in html and "Inference speed vs pruning ratio" in html
+    assert not re.search(r"<script[^>]*\bsrc=", html) and not re.search(r"<link[^>]*\bhref=", html)
+
     head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     tagged = [r for r in mlflow_runs(repo) if r.data.tags.get("dvc.exp_name") == "ratio-09"]
     assert {r.info.run_name for r in tagged} >= {"prune-kmeans_channel", "finetune-magnitude", "report"}
@@ -106,6 +114,17 @@ def test_queued_sweep_runs_in_parallel_into_one_store(tiny_pipeline, tmp_path):
     assert {r.data.tags["mlflow.source.git.commit"] for r in new} == {head}
     assert not any(r.data.tags.get("mlflow.source.git.branch") == "HEAD" or r.data.tags.get("git.dirty") == "true"
                    for r in new)
+
+
+def test_relative_data_source_is_found_from_a_temp_experiment_copy(tiny_pipeline, tiny_source, tmp_path):
+    repo = copy_finished(tiny_pipeline, tmp_path / "repo")
+    shutil.copy2(tiny_source, tmp_path / "beside.tar.gz")  # next to the project, as ../shared/data/... is
+    # --temp runs in .dvc/tmp/exps/..., where ../beside.tar.gz does not exist: only DVC_ROOT finds it.
+    proc = run(["dvc", "exp", "run", "--temp", "-n", "rel-src", "-S", "data.source=../beside.tar.gz", "download"], repo)
+    assert ran_stages(proc.stdout) == ["validate", "download"], proc.stdout
+    rev = next(r["rev"] for r in exp_show(repo) if r["Experiment"] == "rel-src")
+    summary = json.loads(run(["git", "show", f"{rev}:metrics/data.json"], repo).stdout)
+    assert summary["source"] == "../beside.tar.gz" and summary["train_images"] + summary["val_images"] == 300
 
 
 def test_a_teammate_pulls_models_from_a_remote_instead_of_retraining(tiny_pipeline, tmp_path):

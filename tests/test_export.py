@@ -9,6 +9,7 @@ import struct
 import pytest
 import torch
 
+from cnn_pruning import pruning
 from cnn_pruning.export import MAGIC, ExportError, export_compact, load_compact
 from cnn_pruning.model import ResNet20, SharedConv2d
 
@@ -87,6 +88,8 @@ def shared_model() -> ResNet20:
 
 
 FORMS = {"dense": dense_model, "magnitude": magnitude_model, "units": unit_model, "shared": shared_model}
+# and what the pruning methods themselves produce, at a high ratio
+FORMS.update({f"pruned-{m}": (lambda m=m: pruning.prune(dense_model(), m, 0.9).model) for m in pruning.METHODS})
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,13 @@ def edit_params(repo, change):
      r"prune.methods: unknown method 'prunier'; allowed: magnitude, l2_unit, kmeans_shared, kmeans_channel, none"),
     (lambda p: p["train"].update(epochs=0), r"train.epochs = 0 is not allowed; expected an integer >= 1"),
     (lambda p: p["prune"].update(base="rmsprop"), r"prune.base = 'rmsprop' is not among the trained optimizers"),
+    (lambda p: p["train"].update(batch_size="big"), r"train.batch_size = 'big' is not allowed; expected an integer >= 1"),
+    (lambda p: p["train"].update(optimizers=["sgd", "adamm"]),
+     r"train.optimizers: unknown optimizer 'adamm'; allowed: .*adamax.*sgd"),
+    (lambda p: p["train"].update(optimizers=[]), r"train.optimizers is empty"),
+    (lambda p: p["prune"].update(methods=[]), r"prune.methods is empty; list at least one of"),
+    (lambda p: p["sweep"].update(ratios=[0.5, 1.0]), r"sweep.ratios = \[0.5, 1.0\] is not allowed"),
+    (lambda p: p["data"].update(source="no/such/cifar.tar.gz"), r"data.source 'no/such/cifar.tar.gz': .* does not exist"),
 ])
 def test_bad_params_stop_dvc_repro_before_any_output_is_touched(finished, change, message):
     before = output_hashes(finished)
@@ -53,8 +60,11 @@ def test_bad_params_stop_dvc_repro_before_any_output_is_touched(finished, change
 
 def test_bad_exp_run_override_fails_within_seconds(finished):
     before = output_hashes(finished)
+    start = time.perf_counter()
     proc = run(["dvc", "exp", "run", "-S", "+prune.ration=0.9"], finished, check=False)
+    elapsed = time.perf_counter() - start
     assert proc.returncode != 0 and "prune.ration: unknown key" in proc.stderr + proc.stdout
+    assert elapsed < 60, f"took {elapsed:.0f} s to fail"
     assert output_hashes(finished) == before
     run(["git", "checkout", "params.yaml"], finished)
     assert "Running stage" not in run(["dvc", "repro"], finished).stdout  # the pipeline is intact and cached
@@ -109,3 +119,9 @@ def test_training_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path,
     assert not state.exists()
     with open(killed / "plots" / "train" / "sgd.csv") as f:
         assert len(f.read().strip().splitlines()) == 1 + 4  # header + every epoch, the replayed ones included
+    # The killed process could not end its MLflow run: the rerun marks it KILLED instead of leaving it RUNNING.
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(tracking_uri=f"sqlite:///{killed / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("resnet20-pruning")
+    runs = client.search_runs([exp.experiment_id], "attributes.run_name = 'train-sgd'")
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"], [r.info.status for r in runs]

@@ -84,6 +84,7 @@ def test_training_learns_and_is_deterministic_on_cpu():
     assert strip(histories[0]) == strip(histories[1])
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert set(histories[0][0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
+    assert histories[0][-1]["train_loss"] < histories[0][0]["train_loss"], histories[0]  # it learns
 
 
 def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path):
@@ -114,6 +115,12 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path):
     other = fit(ResNet20(), ds, "sgd", {"lr": 0.05}, TrainConfig(epochs=1, batch_size=32, seed=1),
                 resume_path=tmp_path / "state.pt", resume_key="other", desc="t")
     assert len(other) == 1
+    # A resume file cut short (e.g. a full disk) is ignored and training starts over, rather than crashing.
+    (tmp_path / "state.pt").write_bytes((tmp_path / "state.pt").read_bytes()[:100])
+    torch.manual_seed(1)
+    restarted = fit(ResNet20(), ds, "sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}, cfg,
+                    resume_path=tmp_path / "state.pt", resume_key="k", desc="t")
+    assert [r["val_acc"] for r in restarted] == [r["val_acc"] for r in want]
 
 
 def test_divergence_stops_with_the_optimizer_and_lr_named():

@@ -128,6 +128,19 @@ def optimizer_problems(key: str, name: Any, hparams: Any) -> list[str]:
     return []
 
 
+def source_problems(source: str) -> list[str]:
+    """A local data.source (path or file:// URL, relative to the project root) must exist: checked here, because
+    once the download stage starts DVC has already deleted the data it would replace. URLs are checked on download."""
+    from .data import DataError, locate
+    from .params import project_root
+
+    try:
+        locate(source, project_root())
+    except DataError as e:
+        return [str(e)]
+    return []
+
+
 def problems(params: Any) -> list[str]:
     """Every way `params` breaks the schema, as readable lines; [] when it is valid."""
     from . import pruning  # the registry knows the methods and their options
@@ -152,11 +165,15 @@ def problems(params: Any) -> list[str]:
         return out  # the cross-section checks below assume the shapes are right
 
     train, prune, finetune, sweep = params["train"], params["prune"], params["finetune"], params["sweep"]
+    out += source_problems(params["data"]["source"])
     if not train["optimizers"]:
         out.append("train.optimizers is empty; list at least one optimizer (e.g. [sgd])")
     for opt in train["optimizers"]:
         if opt not in train["optimizer_params"]:
-            out.append(f"train.optimizer_params has no entry for {opt!r} (train.optimizers lists it); add its lr")
+            # the name first: a typo must list the allowed optimizers, not ask for settings of a non-optimizer
+            named = optimizer_problems("train.optimizers", opt, {})
+            out += named or [f"train.optimizer_params has no entry for {opt!r} (train.optimizers lists it); "
+                             "add its lr"]
         else:
             out += optimizer_problems("train.optimizers", opt, train["optimizer_params"][opt])
     if len(set(train["optimizers"])) != len(train["optimizers"]):

@@ -314,6 +314,8 @@ def decode(raw: bytes, where: str) -> np.ndarray:
         chw = decode_image(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
     except RuntimeError as e:
         raise DataError(f"{where}: cannot be read as an image ({str(e).splitlines()[-1]})") from e
+    if chw.dtype != torch.uint8:  # e.g. a 16-bit PNG: CIFAR-10 is 8 bits per channel
+        raise DataError(f"{where}: expected an 8-bit RGB image, got {chw.dtype} samples")
     if tuple(chw.shape) != (3, 32, 32):
         raise DataError(f"{where}: expected a 32x32 RGB image, got {chw.shape[2]}x{chw.shape[1]} "
                         f"with {chw.shape[0]} channel(s)")
@@ -334,6 +336,10 @@ def read_image_folder(tree: Tree, folder: str) -> tuple[Split, Split]:
             members = [f"{d}/{name}/{m}" for m in tree.children(f"{d}/{name}")]
             if not members:
                 raise DataError(f"{tree.name}: {d}/{name}: class folder has no images")
+            nested = [m for m in members if m in tree.dirs]
+            if nested:
+                raise DataError(f"{tree.name}: {nested[0]}: a folder inside a class folder; class folders may hold "
+                                f"only {'/'.join(IMAGE_SUFFIXES)} images")
             files += members
             labels += [label] * len(members)
         images = np.stack([decode(tree.read(rel), f"{tree.name}: {rel}") for rel in files])

@@ -17,9 +17,10 @@ compare_speed() times base and candidate in the same process, interleaved round 
 alternating (AB, BA, AB, ...), so drift of a loaded machine hits both alike; the speedup is never computed from
 two separate runs. Inputs are random normalised float32 images (timing does not depend on the pixel values).
 
-Measured on the 2-core x86_64 CPU (loaded, +-20%; full tables in benchmarks/speed.py): dense ResNet20 at batch
-256 takes ~72 ms in OpenVINO, ~80-100 ms torch.compile, ~108 ms ONNX Runtime, ~130-170 ms eager; inner widths
-cut to 50% / 20% give 1.2-1.5x / 1.5-2.1x at batch 256, OpenVINO highest. Settings chosen by measurement:
+Measured on the 2-core AMD EPYC (AVX-512; +-20%, full tables in benchmarks/speed.py): dense ResNet20 at batch 256
+takes ~50 ms in OpenVINO, ~60 ms in ONNX Runtime, ~60-75 ms with torch.compile and 80-130 ms in eager PyTorch;
+kmeans_channel / l2_unit at ratio 0.5 / 0.8 run 1.3-1.8x / 1.6-2.2x faster than dense on the same runtime,
+OpenVINO highest at 0.8. Settings chosen by measurement:
 OpenVINO LATENCY hint (THROUGHPUT with one synchronous request ran 1.2-2x slower), channels_last off (no gain
 on an idle CPU), the legacy ONNX exporter (the dynamo one needs onnxscript, not installed).
 """

@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from . import charts, files, measure
+from . import charts, files, measure, speed
 from .config import ConfigError
 from .data import CIFAR10, DataError
 from .model import CheckpointError, ResNet20, count_params, load_checkpoint, save_checkpoint
@@ -72,7 +72,8 @@ def fit_and_save(model: ResNet20, ds: CIFAR10, *, stage: str, name: str, optimiz
                "params": count_params(model), "epochs": len(history), "train_images": len(ds.train.labels)}
     seconds = [r["seconds"] for r in history]
     timing = {"seconds_per_epoch_median": statistics.median(seconds), "seconds_total": sum(seconds),
-              "images_per_second_median": len(ds.train.labels) / statistics.median(seconds), **device_tags(device)}
+              "images_per_second_median": len(ds.train.labels) / statistics.median(seconds), **device_tags(device),
+              **speed.machine_load()}  # two queue workers on two cores: not comparable with a quiet run
     save_checkpoint(model_path, model, meta={**meta, "stage": stage, "test_acc": test_acc})
     files.write_json(metrics_path, metrics)
     files.write_json(timing_path, timing)

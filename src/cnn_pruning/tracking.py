@@ -8,7 +8,8 @@ Store: MLFLOW_TRACKING_URI if set (e.g. an `mlflow server` URL), else sqlite:///
 experiment's artifacts in <project root>/mlartifacts. The root comes from DVC_ROOT, so workspace runs, `--temp`
 runs and queue workers all log into the same store, and artifacts never land in a temporary copy DVC deletes.
 Experiment name: MLFLOW_EXPERIMENT_NAME, else params.yaml `tracking.experiment`.
-Every run is tagged with the stage, git commit, DVC experiment name, package versions and anything the stage adds.
+Every run is tagged with the stage, git commit, DVC experiment name, package versions, the data source and its md5
+(once the download stage has run), and anything the stage adds.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import getpass
 import importlib.metadata
+import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +39,7 @@ from .params import PARAMS_FILE, load_params, project_root  # noqa: E402
 
 DEFAULT_EXPERIMENT = "resnet20-pruning"
 STORE_FILE, ARTIFACT_DIR = "mlflow.db", "mlartifacts"
+DATA_SUMMARY = "metrics/data.json"  # written by the download stage: what every later stage's data came from
 VERSIONED_PACKAGES = ("torch", "torchvision", "dvc", "mlflow", "numpy", "scikit-learn")
 # SQLite allows one writer at a time: parallel queue workers can meet "database is locked". Retry with jitter.
 LOCK_RETRIES, LOCK_BACKOFF_S = 20, 0.25
@@ -117,6 +121,15 @@ def provenance_tags() -> dict:
     return tags
 
 
+def data_tags(summary_path: str = DATA_SUMMARY) -> dict:
+    """The data a run used: source and its md5 from the download stage's summary (absent before it has run)."""
+    try:
+        summary = json.loads(Path(summary_path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {"data.source": summary.get("source", ""), "data.source_md5": summary.get("source_md5") or ""}
+
+
 def get_or_create_experiment(client: MlflowClient, name: str, root: Path) -> str:
     exp = _retry(client.get_experiment_by_name, name)
     if exp is not None:
@@ -149,6 +162,25 @@ class StageRun:
         _retry(self.client.log_artifact, self.run_id, str(path), artifact_path)
 
 
+def project_id(root: Path) -> str:
+    """Which checkout a run came from (host and project root): a shared server serves many."""
+    return f"{socket.gethostname()}:{root}"
+
+
+def close_killed_runs(client: MlflowClient, exp_id: str, run_name: str, project: str, exp_name: str) -> None:
+    """Mark KILLED what a killed process left RUNNING: the same stage of the same checkout and DVC experiment.
+
+    A stage killed with SIGKILL cannot end its run; when the stage runs again (and resumes), its old run would
+    show as running for ever. DVC lets one stage of one checkout and experiment run at a time, so any such run
+    still RUNNING is dead; runs of other checkouts or parallel queued experiments differ in `project` or name.
+    """
+    query = (f"attributes.run_name = '{run_name}' AND attributes.status = 'RUNNING' "
+             f"AND tags.project = '{project}'")
+    for stale in _retry(client.search_runs, [exp_id], query, max_results=100):
+        if stale.data.tags.get("dvc.exp_name", "") == exp_name:
+            _retry(client.set_terminated, stale.info.run_id, "KILLED")
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, run_name: str, params: dict, tags: dict | None = None) -> Iterator[StageRun]:
     """Open one MLflow run for a stage; FINISHED on success, FAILED (and re-raised) on any error."""
@@ -157,8 +189,10 @@ def stage_run(stage: str, run_name: str, params: dict, tags: dict | None = None)
     check_reachable(uri)
     client = MlflowClient(tracking_uri=uri)
     exp_id = get_or_create_experiment(client, experiment_name(), root)
-    all_tags = {**provenance_tags(), "stage": stage, "mlflow.runName": run_name,
-                "mlflow.source.name": Path(sys.argv[0]).name or f"{stage}.py", **(tags or {})}
+    all_tags = {**provenance_tags(), **data_tags(), "stage": stage, "mlflow.runName": run_name,
+                "mlflow.source.name": Path(sys.argv[0]).name or f"{stage}.py", "project": project_id(root),
+                **(tags or {})}
+    close_killed_runs(client, exp_id, run_name, all_tags["project"], all_tags["dvc.exp_name"])
     run = _retry(client.create_run, exp_id, run_name=run_name, tags={k: str(v) for k, v in all_tags.items()})
     run_id = run.info.run_id
     flat = flatten(params)

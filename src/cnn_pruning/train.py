@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,8 +211,12 @@ def fit(model: nn.Module, dataset: CIFAR10, optimizer_name: str, hparams: dict, 
     history: list[dict] = []
     state = None
     if resume_path is not None and Path(resume_path).exists():
-        state = torch.load(resume_path, map_location="cpu", weights_only=True)  # the RNG state must stay on the CPU
-        if state.get("key") != resume_key:
+        try:  # the RNG state must stay on the CPU
+            state = torch.load(resume_path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as e:  # our own scratch file: start over
+            tqdm.write(f"{desc}: ignoring {resume_path}: unreadable ({type(e).__name__}: {str(e).splitlines()[0]})")
+            state = None
+        if state is not None and state.get("key") != resume_key:
             tqdm.write(f"{desc}: ignoring {resume_path}: it was saved for other inputs")
             state = None
     if state is not None:
