@@ -15,11 +15,11 @@ round's images/s, the medians and the ratio, then the two data paths alone (no m
 Figures quoted in the README come from this script.
 
 Measured on the 2-core AMD EPYC (AVX-512), 10,000 JPEG-copy images, batch 128, 3 rounds of 30 steps:
-ours 1040 / 985 images/s, classic 747 / 751 images/s: 1.39x / 1.31x in two runs (the goal was 2.5x); the data
-paths alone: ours 113,000 images/s, classic 22,000 images/s (two workers), 5.1x. The model's forward and backward pass is most of
-a step on this CPU: ResNet20 at ~1000 images/s is ~250 GFLOP/s on two cores, so a faster data path can remove
-only the classic pipeline's share (the per-image PIL work of its two workers, which compete with training for
-the same two cores). On a GPU, where the model step is fast, the data path decides the epoch time.
+ours 1040 / 985 images/s, classic 747 / 751 images/s: 1.39x / 1.31x in two runs (the goal was 2.5x). The data
+paths alone: ours 113,000 images/s, classic 22,000 images/s (two workers), 5.1x. The model's forward and backward
+pass is most of a step on this CPU (ResNet20 at ~1000 images/s is ~250 GFLOP/s on two cores), so a faster data
+path can win back only the classic pipeline's share: the per-image PIL work of its two workers, which compete
+with training for the same two cores. On a GPU, where the model step is fast, the data path decides the epoch.
 """
 
 from __future__ import annotations
