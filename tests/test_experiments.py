@@ -146,8 +146,9 @@ def test_a_teammate_pulls_models_from_a_remote_instead_of_retraining(tiny_pipeli
 
 def test_same_params_and_seed_give_identical_metrics(tiny_pipeline, tmp_path):
     repo = copy_finished(tiny_pipeline, tmp_path / "repo")
-    # Retrain the base model and redo two methods from scratch, in dependency order.
-    targets = ["train@sgd", "prune@magnitude", "finetune@magnitude", "prune@kmeans_channel", "finetune@kmeans_channel"]
+    # Retrain the base model and redo every method from scratch, in dependency order.
+    methods = ("magnitude", "l2_unit", "kmeans_shared", "kmeans_channel")
+    targets = ["train@sgd", *(f"{stage}@{m}" for m in methods for stage in ("prune", "finetune"))]
     proc = run(["dvc", "repro", "--force", "--single-item", *targets], repo)
     assert ran_stages(proc.stdout) == targets
     changed = run(["git", "status", "--porcelain", "--", "metrics/train", "metrics/prune", "metrics/finetune",
@@ -155,6 +156,5 @@ def test_same_params_and_seed_give_identical_metrics(tiny_pipeline, tmp_path):
     changed = [line for line in changed if not line.endswith(".timing.json") and "plots/" not in line]
     assert changed == [], f"metrics differ after an identical rerun: {changed}"
     # The models are bit-identical too.
-    for path in ["models/base/sgd.pt", *(f"models/{d}/{m}.pt" for d in ("pruned", "finetuned")
-                                         for m in ("magnitude", "kmeans_channel"))]:
+    for path in ["models/base/sgd.pt", *(f"models/{d}/{m}.pt" for d in ("pruned", "finetuned") for m in methods)]:
         assert (repo / path).read_bytes() == (tiny_pipeline / path).read_bytes(), path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import pytest
@@ -120,3 +121,28 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 3])
     with pytest.raises(CheckpointError, match="cut.pt: not a readable checkpoint"):
         load_checkpoint(tmp_path / "cut.pt")
+
+
+def test_training_a_shared_model_is_deterministic_on_cpu():
+    # Same start, same batches: bit-identical weights after a few SGD steps (the reproducibility promise).
+    shared = {f"blocks.{i}.conv{j}": 4 for i in range(9) for j in (1, 2)}
+    torch.manual_seed(0)
+    start = ResNet20(shared=shared)
+    with torch.no_grad():
+        for m in start.modules():
+            if isinstance(m, SharedConv2d):
+                m.codebook.normal_(0, 0.1)
+                m.assignment.copy_(torch.randint(0, m.k, m.assignment.shape))
+    x, y = torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,))
+    states = []
+    for _ in range(3):
+        model = copy.deepcopy(start).to(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        for _ in range(3):
+            loss = torch.nn.functional.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        states.append(model.state_dict())
+    for other in states[1:]:
+        assert all(torch.equal(states[0][k], other[k]) for k in other), "two identical fine-tunes differ"

@@ -77,7 +77,10 @@ class SharedConv2d(nn.Module):
 
     @property
     def weight(self) -> torch.Tensor:
-        return self.codebook[self.assignment]
+        # index_select, not codebook[assignment]: the backward of advanced indexing (index_put_ with accumulate)
+        # summed member gradients in a varying order on the CPU, so two identical fine-tunes differed in the last
+        # bits and then in accuracy; index_select's backward (index_add_) gave identical runs here.
+        return torch.index_select(self.codebook, 0, self.assignment)
 
     def forward(self, x):
         return F.conv2d(x, self.weight, None, self.stride, self.padding)
