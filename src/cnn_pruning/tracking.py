@@ -174,11 +174,16 @@ def close_killed_runs(client: MlflowClient, exp_id: str, run_name: str, project:
     show as running for ever. DVC lets one stage of one checkout and experiment run at a time, so any such run
     still RUNNING is dead; runs of other checkouts or parallel queued experiments differ in `project` or name.
     """
-    query = (f"attributes.run_name = '{run_name}' AND attributes.status = 'RUNNING' "
-             f"AND tags.project = '{project}'")
-    for stale in _retry(client.search_runs, [exp_id], query, max_results=100):
-        if stale.data.tags.get("dvc.exp_name", "") == exp_name:
-            _retry(client.set_terminated, stale.info.run_id, "KILLED")
+    # Run names are ours (no quotes); the project path may hold any character, so it is compared here, not quoted
+    # into the filter. Housekeeping only: a failure here must not stop the stage.
+    query = f"attributes.run_name = '{run_name}' AND attributes.status = 'RUNNING'"
+    try:
+        for stale in _retry(client.search_runs, [exp_id], query, max_results=100):
+            tags = stale.data.tags
+            if tags.get("project") == project and tags.get("dvc.exp_name", "") == exp_name:
+                _retry(client.set_terminated, stale.info.run_id, "KILLED")
+    except MlflowException as e:
+        print(f"tracking: could not close runs a killed stage left RUNNING ({e})", file=sys.stderr)
 
 
 @contextlib.contextmanager
