@@ -11,27 +11,12 @@ on the same runtime. The second: the candidate (and the base) deployed on each r
 PyTorch eager, each ratio again measured interleaved: what a user who deploys the pruned model gets.
 Speed does not depend on the weights, so random models time like trained ones.
 
-Printed on this project's machine (2-core AMD EPYC, AVX-512, KVM guest; 2 threads, torch 2.14.1, onnxruntime
-1.32, openvino 2026.4 at f32, NCHW) by `python benchmarks/speed.py models/base/sgd.pt --prune METHOD 0.5 0.8
---rounds 15`, the base being the SGD model of the README's quick run (real images). +-20% run to run: eager
-PyTorch's dense batch-256 time alone ranged 80-130 ms between phases of one run.
-
-    candidate vs dense base,   kmeans_channel  l2_unit   kmeans_channel  l2_unit   kmeans_shared
-    same runtime, b256 / b1         0.5          0.5           0.8          0.8          0.9
-    pytorch eager                1.29 / 1.34  1.55 / 1.34  1.63 / 1.89  1.81 / 1.88  1.00 / 1.00
-    torch_compile                1.37 / 1.32  1.76 / 1.32  2.08 / 1.61  2.03 / 1.63  1.01 / 1.00
-    onnxruntime                  1.30 / 1.23  1.32 / 1.17  1.61 / 1.52  1.62 / 1.35  1.01 / 1.01
-    openvino                     1.62 / 1.30  1.50 / 1.25  2.17 / 1.52  2.17 / 1.53  1.01 / 1.00
-
-    best deployment of the candidate vs the dense base in eager PyTorch (what a user gets), b256 / b1:
-    kmeans_channel 0.5: onnxruntime 2.58x / onnxruntime 5.42x;  0.8: openvino 3.98x / onnxruntime 7.60x
-    l2_unit        0.5: openvino    2.97x / onnxruntime 5.73x;  0.8: torch_compile 3.37x / onnxruntime 7.54x
-    dense base in ms per batch (b256 / b1): eager 80-130 / 1.1, torch_compile 58-76 / 0.8, onnxruntime 60-64 / 0.3,
-    openvino 48-50 / 0.27
+What it printed, with the machine and command, is in the README ("Inference speed"); figures are kept there,
+not here, because they belong to one machine and go stale.
 
 l2_unit and kmeans_channel prune to the same inner widths at a ratio (so the same deployed shapes: their columns
 differ by noise only); l2_unit's zeroed residual units cost the same time as live ones. Pruning gains less than
-the MACs drop (1.98x at 0.5, 4.96x at 0.8): the residual stream keeps its 16/32/64 channels (activation traffic,
+the MACs drop: the residual stream keeps its 16/32/64 channels (activation traffic,
 adds), thin convs (3-13 channels at 0.8) fill AVX-512's 16 lanes badly, and at batch 1 per-layer overheads
 dominate. Interleaving two runtimes in one process (the second table) costs each some speed: PyTorch's OpenMP
 threads spin between calls, so ratios across runtimes are conservative.

@@ -6,7 +6,7 @@
 Both sides train the same ResNet20 with the same SGD settings, batch size and torch threads; only the way
 batches are made differs:
   ours     the split is one uint8 tensor; each batch is indexed, randomly cropped (pad 4) and flipped with tensor
-           ops for the whole batch, then normalised (cnn_pruning.train.augment/normalize); model and batches in
+           ops for the whole batch, then normalised (cnn_pruning.train.augment, cnn_pruning.inputs.normalize); model and batches in
            channels_last, as cnn_pruning.train does (--no-channels-last: NCHW, to see the data path alone)
   classic  torchvision.datasets-style per-sample PIL images through RandomCrop(32, padding=4),
            RandomHorizontalFlip, ToTensor, Normalize in a DataLoader (shuffle, `--workers` worker processes)
@@ -14,12 +14,10 @@ The two alternate round by round (ours, classic, ours, ...), so machine drift hi
 round's images/s, the medians and the ratio, then the two data paths alone (no model) to show where the time goes.
 Figures quoted in the README come from this script.
 
-Measured on the 2-core AMD EPYC (AVX-512), 10,000 JPEG-copy images, batch 128, 3 rounds of 30 steps:
-ours 1040 / 985 images/s, classic 747 / 751 images/s: 1.39x / 1.31x in two runs (the goal was 2.5x). The data
-paths alone: ours 113,000 images/s, classic 22,000 images/s (two workers), 5.1x. The model's forward and backward
-pass is most of a step on this CPU (ResNet20 at ~1000 images/s is ~250 GFLOP/s on two cores), so a faster data
-path can win back only the classic pipeline's share: the per-image PIL work of its two workers, which compete
-with training for the same two cores. On a GPU, where the model step is fast, the data path decides the epoch.
+What it printed, with the machine, is in the README ("Training throughput"). Why the gap is smaller than the
+data paths alone suggest: the model's forward and backward pass is most of a step on a CPU, so a faster data path
+can win back only the classic pipeline's share (the per-image PIL work of its workers, which compete with training
+for the same cores). On a GPU, where the model step is fast, the data path decides the epoch.
 """
 
 from __future__ import annotations
@@ -36,9 +34,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from cnn_pruning import data
+from cnn_pruning.data import prepare
 from cnn_pruning.model import ResNet20
-from cnn_pruning.train import CIFAR_MEAN, CIFAR_STD, augment, normalize
+from cnn_pruning.inputs import CIFAR_MEAN, CIFAR_STD, normalize
+from cnn_pruning.train import augment
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg.tar.gz"
 
@@ -112,7 +111,7 @@ def main():
     args = ap.parse_args()
 
     if SHARED.exists():
-        ds = data.prepare(str(SHARED), None, Path("/tmp/cnn-pruning-bench/cifar10.npz"), root=Path("."),
+        ds = prepare.prepare(str(SHARED), None, Path("/tmp/cnn-pruning-bench/cifar10.npz"), root=Path("."),
                           val_size=0, train_size=args.images)
         images, labels, what = ds.train.images, ds.train.labels, f"{args.images} CIFAR-10 (JPEG copy) images"
     else:

@@ -1,33 +1,38 @@
-"""DVC stage `download`: CIFAR-10 from `data.source` into data/cifar10.npz, the one form later stages load.
+"""DVC stage `download`: CIFAR-10 from `data.source` into the canonical dataset file later stages load.
 
-    python stages/download.py          # reads params.yaml: data
+    python stages/download.py --out data/cifar10.npz --summary metrics/data.json --cache .cache/downloads
 
-Writes data/cifar10.npz (uint8 images, labels, class names; train/val/test) and metrics/data.json (counts).
+Reads params.yaml's data section. Writes the dataset file (uint8 images, labels, class names; train/val/test) and
+a summary (counts per split and class). Downloads are kept in --cache, relative to the project root (DVC_ROOT), so
+temporary experiment copies share them.
 """
 
-import sys
+import argparse
 
-from cnn_pruning import data, files, params, tracking
-from cnn_pruning.stage import run_stage
+from cnn_pruning import files, params, schema, tracking
+from cnn_pruning.data import dataset, prepare
+from cnn_pruning.cli import run_stage
 
-OUT, METRICS = "data/cifar10.npz", "metrics/data.json"
 
-
-def main() -> None:
-    cfg = params.section("data")
+def main(out: str, summary: str, cache: str) -> None:
+    cfg = schema.build(prepare.DataConfig, params.section("data"))
     root = params.project_root()
-    with tracking.stage_run("download", "download", params=cfg, tags={"data.source": cfg["source"]}) as run:
-        ds = data.prepare(cfg["source"], cfg.get("md5"), OUT, root=root, val_size=cfg["val_size"],
-                          train_size=cfg.get("train_size"), test_size=cfg.get("test_size"), seed=cfg.get("seed", 0),
-                          cache_dir=root / ".cache" / "downloads")
-        summary = data.summary(ds)
-        files.write_json(METRICS, summary)
-        run.set_tags({"data.source_md5": ds.source_md5 or "", "data_md5": files.md5_of(OUT)})
-        run.log_metrics({k: v for k, v in summary.items() if k.endswith("_images")})
-        run.log_artifact(METRICS)
-        print(f"download: {summary['train_images']} train / {summary['val_images']} val / "
-              f"{summary['test_images']} test images from {ds.source} -> {OUT}")
+    with tracking.stage_run("download", "download", params=vars(cfg), tags={"data.source": cfg.source}) as run:
+        ds = prepare.prepare(cfg.source, cfg.md5, out, root=root, val_size=cfg.val_size, train_size=cfg.train_size,
+                             test_size=cfg.test_size, seed=cfg.seed, cache_dir=params.resolve(cache, root))
+        counts = dataset.summary(ds)
+        files.write_json(summary, counts)
+        run.set_tags({"data.source_md5": ds.source_md5 or "", "data_md5": files.md5_of(out)})
+        run.log_metrics({k: v for k, v in counts.items() if k.endswith("_images")})
+        run.log_artifacts(summary)
+    print(f"download: {counts['train_images']} train / {counts['val_images']} val / {counts['test_images']} test "
+          f"images from {ds.source} -> {out}")
 
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--out", required=True, help="the dataset file (.npz)")
+parser.add_argument("--summary", required=True, help="counts per split and class (JSON)")
+parser.add_argument("--cache", required=True, help="download cache folder, relative to the project root")
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:], expected=(tracking.TrackingError,))
+    run_stage(main, parser)

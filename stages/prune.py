@@ -1,55 +1,64 @@
 """DVC stage `prune@<method>`: prune the base model with one method at prune.ratio (no fine-tuning yet).
 
-    python stages/prune.py kmeans_channel   # reads params.yaml: prune.ratio, prune.base, prune.options.<method>
+    python stages/prune.py kmeans_channel --data data/cifar10.npz --base models/base/sgd.pt \
+        --model models/pruned/kmeans_channel.pt --metrics metrics/prune/kmeans_channel.json \
+        --info metrics/prune/kmeans_channel.info.json
 
-Writes models/pruned/<method>.pt (state_dict + spec + masks; meta: method, ratio, base, what was removed) and
-metrics/prune/<method>.json: accuracy of the base and right after pruning on validation and test, params stored,
-nonzero params, distinct filters, MACs. Method `none` is the control: the base model unchanged (ratio ignored),
-fine-tuned later with the same recipe as the pruned ones.
+Reads prune.ratio, prune.base and prune.options.<method>. Writes the pruned model (state_dict + spec + masks; meta:
+method, ratio, base, what was removed), its metrics (accuracy of the base and right after pruning on validation and
+test, params stored, nonzero params, distinct filters, MACs) and the per-layer info. Method `none` is the control:
+the base model unchanged (ratio ignored), fine-tuned later with the same recipe as the pruned ones.
 """
 
-import sys
+import argparse
 
-from cnn_pruning import data, files, measure, params, pruning, tracking
+from cnn_pruning import files, measure, params, pruning, tracking
+from cnn_pruning.data import dataset
+from cnn_pruning.cli import run_stage
 from cnn_pruning.model import load_checkpoint, save_checkpoint
-from cnn_pruning.stage import run_stage
-
-DATA = "data/cifar10.npz"
 
 
-def main(method: str) -> None:
+def main(method: str, data: str, base: str, model: str, metrics: str, info: str) -> None:
     section = params.section("prune")
     options = section["options"].get(method) or {}
-    ratio = None if method == "none" else float(section["ratio"])
-    base = section["base"]
-    own = {"method": method, "ratio": ratio, "base": base, "options": options}
-    if method != "none":
+    control = method == pruning.CONTROL
+    ratio = None if control else float(section["ratio"])
+    optimizer = section["base"]
+    if not control:
         pruning.validate(method, ratio, options)  # config checked it too; this keeps the stage safe on its own
-    ds = data.load(DATA)
-    base_model, _ = load_checkpoint(f"models/base/{base}.pt")
-    tags = {"method": method, "ratio": "" if ratio is None else ratio, "base_optimizer": base}
-    with tracking.stage_run("prune", f"prune-{method}", params=own, tags=tags) as run:
-        if method == "none":
-            model, info = base_model, {"method": "none"}
+    ds = dataset.load(data)
+    base_model, _ = load_checkpoint(base)
+    own = {"method": method, "ratio": ratio, "base": optimizer, "options": options}
+    with tracking.stage_run("prune", f"prune-{method}", params=own,
+                            tags=tracking.model_tags(method, ratio, optimizer)) as run:
+        if control:
+            pruned, details = base_model, {"method": pruning.CONTROL}
         else:
             result = pruning.prune(base_model, method, ratio, **options)
-            model, info = result.model, result.info
+            pruned, details = result.model, result.info
         before_val, before_test = measure.accuracy(base_model, ds.val), measure.accuracy(base_model, ds.test)
-        after_val, after_test = measure.accuracy(model, ds.val), measure.accuracy(model, ds.test)
-        metrics = {"method": method, "ratio": ratio, "base": base,
-                   "base_val_acc": before_val["accuracy"], "base_test_acc": before_test["accuracy"],
-                   "val_acc": after_val["accuracy"], "test_acc": after_test["accuracy"],
-                   **measure.model_summary(model)}
-        out, metrics_path = f"models/pruned/{method}.pt", f"metrics/prune/{method}.json"
-        save_checkpoint(out, model, meta={"method": method, "ratio": ratio, "base": base, "pruning": info})
-        files.write_json(metrics_path, metrics)
-        files.write_json(f"metrics/prune/{method}.info.json", info)
-        run.log_metrics({k: v for k, v in metrics.items() if k != "ratio"})
-        run.set_tags({"model_md5": files.md5_of(out), "model_path": out})
-        run.log_artifact(metrics_path)
-    print(f"prune-{method}: val_acc {metrics['base_val_acc']:.4f} -> {metrics['val_acc']:.4f}, "
-          f"params {metrics['params']}, MACs {metrics['macs']}")
+        after_val, after_test = measure.accuracy(pruned, ds.val), measure.accuracy(pruned, ds.test)
+        result_metrics = {"method": method, "ratio": ratio, "base": optimizer,
+                          "base_val_acc": before_val["accuracy"], "base_test_acc": before_test["accuracy"],
+                          "val_acc": after_val["accuracy"], "test_acc": after_test["accuracy"],
+                          **measure.model_summary(pruned)}
+        save_checkpoint(model, pruned, meta={"method": method, "ratio": ratio, "base": optimizer, "pruning": details})
+        files.write_json(metrics, result_metrics)
+        files.write_json(info, details)
+        run.log_metrics({k: v for k, v in result_metrics.items() if k != "ratio"})
+        run.log_model(model)
+        run.log_artifacts(metrics)
+    print(f"prune-{method}: val_acc {result_metrics['base_val_acc']:.4f} -> {result_metrics['val_acc']:.4f}, "
+          f"params {result_metrics['params']}, MACs {result_metrics['macs']}")
 
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("method", help="a registered pruning method, or none (the control)")
+parser.add_argument("--data", required=True, help="the dataset file (.npz)")
+parser.add_argument("--base", required=True, help="the base model (models/base/<prune.base>.pt)")
+parser.add_argument("--model", required=True, help="the pruned model written")
+parser.add_argument("--metrics", required=True, help="accuracy before/after and counts (JSON)")
+parser.add_argument("--info", required=True, help="what was removed, zeroed or shared, per layer (JSON)")
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:], expected=(tracking.TrackingError,))
+    run_stage(main, parser)

@@ -1,41 +1,47 @@
 """DVC stage `report`: every metrics file in one summary JSON, one Markdown table and the charts.
 
-    python stages/report.py     # reads train.optimizers, prune.methods, sweep.methods: which models to report
+    python stages/report.py --train metrics/train --prune metrics/prune --finetune metrics/finetune \
+        --evaluate metrics/evaluate --sweep plots/sweep --summary metrics/summary.json --table reports/summary.md \
+        --tradeoff plots/summary/tradeoff.csv --charts plots/report
 
-Writes metrics/summary.json (per model: accuracy before/after pruning and after fine-tuning, params, MACs, stored
-size, speedup), reports/summary.md (the table, linked from the README), plots/summary/tradeoff.csv (accuracy vs
-speedup, one point per model, for `dvc plots show`) and the matplotlib charts in plots/report/.
+Reads train.optimizers, prune.methods and sweep.methods: which models to report. Writes the summary (per model:
+accuracy before/after pruning and after fine-tuning, params, MACs, stored size, speedup), the table, the
+accuracy-vs-speedup points for `dvc plots show` and the matplotlib charts.
 """
 
-import sys
+import argparse
 
 from cnn_pruning import charts, files, params, report, tracking
-from cnn_pruning.stage import run_stage
-
-SUMMARY = "metrics/summary.json"
-TABLE = "reports/summary.md"
-TRADEOFF = "plots/summary/tradeoff.csv"
-CHARTS = "plots/report"
+from cnn_pruning.cli import run_stage
 
 
-def main() -> None:
+def main(train: str, prune: str, finetune: str, evaluate: str, sweep: str, summary: str, table: str, tradeoff: str,
+         charts_dir: str) -> None:
     models = {"optimizers": params.section("train")["optimizers"], "methods": params.section("prune")["methods"],
               "sweep_methods": params.section("sweep")["methods"]}
     with tracking.stage_run("report", "report", params=models) as run:
-        results = report.collect(".", **models)
+        results = report.collect(report.Folders(train, prune, finetune, evaluate, sweep), **models)
         rows = report.summary_rows(results)
         # Headline metrics keyed by model, so `dvc exp show` gets readable columns like kmeans_channel.speedup.
-        summary = {r["model"]: {k: r[k] for k in ("test_acc", "acc_after_prune", "speedup", "size_ratio")}
-                   for r in rows}
-        files.write_json(SUMMARY, summary)
-        files.write_text(TABLE, report.markdown(rows, results))
-        files.write_csv(TRADEOFF, report.tradeoff(rows), report.TRADEOFF_COLUMNS)
-        drawn = charts.report_charts(results, rows, CHARTS)
-        run.log_metrics({f"{model}.{k}": v for model, m in summary.items() for k, v in m.items() if v is not None})
-        for path in (SUMMARY, TABLE, TRADEOFF, *drawn):
-            run.log_artifact(path)
-    print(f"report: {len(rows)} models -> {TABLE}")
+        headline = {r["model"]: {k: r[k] for k in ("test_acc", "acc_after_prune", "speedup", "size_ratio")}
+                    for r in rows}
+        files.write_json(summary, headline)
+        files.write_text(table, report.markdown(rows, results))
+        files.write_csv(tradeoff, report.tradeoff(rows), report.TRADEOFF_COLUMNS)
+        drawn = charts.report_charts(results, rows, charts_dir)
+        run.log_metrics({f"{model}.{k}": v for model, m in headline.items() for k, v in m.items() if v is not None})
+        run.log_artifacts(summary, table, tradeoff, *drawn)
+    print(f"report: {len(rows)} models -> {table}")
 
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+for stage in ("train", "prune", "finetune", "evaluate"):
+    parser.add_argument(f"--{stage}", required=True, help=f"the {stage} stages' metrics folder")
+parser.add_argument("--sweep", required=True, help="the sweep stages' CSV folder")
+parser.add_argument("--summary", required=True, help="headline metrics per model (JSON, a DVC metric)")
+parser.add_argument("--table", required=True, help="the Markdown table")
+parser.add_argument("--tradeoff", required=True, help="accuracy vs speedup per model (CSV, a DVC plot)")
+parser.add_argument("--charts", dest="charts_dir", required=True, help="folder of the PNG charts")
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:], expected=(tracking.TrackingError,))
+    run_stage(main, parser)

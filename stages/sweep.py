@@ -1,59 +1,68 @@
 """DVC stage `sweep@<method>`: prune the base model at every ratio in sweep.ratios (no fine-tune) and measure it.
 
-    python stages/sweep.py l2_unit     # reads params.yaml: sweep, prune.base, prune.options.<method>
+    python stages/sweep.py l2_unit --data data/cifar10.npz --base models/base/sgd.pt --out plots/sweep/l2_unit.csv \
+        --scratch checkpoints/sweep/l2_unit
 
-One row per ratio in plots/sweep/<method>.csv: params, nonzeros, distinct filters, MACs, stored size, accuracy
-before fine-tuning, and speed against the base timed interleaved in this process. To keep the sweep to minutes on
-a CPU, speed is a fixed small number of timed batches per point (the `timed_rounds` and `timed_batch_size`
-columns say how many) and accuracy uses `sweep.eval_images` test images (the `eval_images` column).
-It does not read prune.ratio, so `dvc exp run -S prune.ratio=...` leaves it cached.
+Reads sweep, prune.base and prune.options.<method>. One row per ratio: params, nonzeros, distinct filters, MACs,
+stored size, accuracy before fine-tuning, and speed against the base timed interleaved in this process. To keep the
+sweep to minutes on a CPU, speed is a fixed small number of timed batches per point (the `timed_rounds` and
+`timed_batch_size` columns say how many) and accuracy uses `sweep.eval_images` test images (the `eval_images`
+column). It does not read prune.ratio, so `dvc exp run -S prune.ratio=...` leaves it cached.
 """
 
+import argparse
 import shutil
-import sys
 
 import torch
 
-from cnn_pruning import data, files, measure, params, pruning, tracking, speed
+from cnn_pruning import evaluation, files, params, pruning, schema, speed, tracking
+from cnn_pruning.cli import run_stage
+from cnn_pruning.data import dataset, splits
+from cnn_pruning.machine import device_tags, pick_device
 from cnn_pruning.model import load_checkpoint
-from cnn_pruning.stage import device_tags, run_stage
-from cnn_pruning.train import pick_device
 
 COLUMNS = ("method", "ratio", "test_acc", "base_test_acc", "params", "nonzero_params", "distinct_filters", "macs",
            "size_bytes", "size_ratio", "params_ratio", "macs_ratio", "images_per_s", "base_images_per_s",
            "ms_per_batch", "base_ms_per_batch", "speedup", "speedup_b1", "runtime", "device", "threads",
            "timed_batch_size", "timed_rounds", "eval_images", "dvc_queue_workers", "load_avg_1m")
-OUT, WORKDIR = "plots/sweep/{}.csv", "checkpoints/sweep/{}"
 
 
-def main(method: str) -> None:
-    cfg, prune_cfg = params.section("sweep"), params.section("prune")
-    base_name, options = prune_cfg["base"], prune_cfg["options"].get(method) or {}
-    for ratio in cfg["ratios"]:
+def main(method: str, data: str, base: str, out: str, scratch: str) -> None:
+    section, prune_cfg = params.section("sweep"), params.section("prune")
+    cfg = schema.build(evaluation.SweepConfig, section)
+    optimizer, options = prune_cfg["base"], prune_cfg["options"].get(method) or {}
+    for ratio in cfg.ratios:
         pruning.validate(method, ratio, options)
-    base, _ = load_checkpoint(f"models/base/{base_name}.pt")
-    test = data.load("data/cifar10.npz").test
-    if cfg["eval_images"] is not None and cfg["eval_images"] < len(test.labels):
-        test = data.subset(test, data.stratified_indices(test.labels, cfg["eval_images"], seed=0))
-    own = {**cfg, "method": method, "base": base_name, "options": options}
-    device = pick_device(cfg["device"])
-    tags = {"method": method, "base_optimizer": base_name, "ratios": cfg["ratios"], "runtime": cfg["runtime"],
-            **device_tags(device), "threads": cfg["threads"] or torch.get_num_threads()}
+    base_model, _ = load_checkpoint(base)
+    test = dataset.load(data).test
+    if cfg.eval_images is not None and cfg.eval_images < len(test.labels):
+        test = dataset.subset(test, splits.stratified_indices(test.labels, cfg.eval_images, seed=0))
+    own = {**section, "method": method, "base": optimizer, "options": options}
+    device = pick_device(cfg.device)
+    tags = {"method": method, "base_optimizer": optimizer, "ratios": cfg.ratios, "runtime": cfg.runtime,
+            **device_tags(device), "threads": cfg.threads or torch.get_num_threads()}
     with tracking.stage_run("sweep", f"sweep-{method}", params=own, tags=tags) as run:
-        rows = measure.sweep(base, method, cfg["ratios"], options, test, WORKDIR.format(method),
-                             runtime=cfg["runtime"], batch_size=cfg["batch_size"], rounds=cfg["rounds"],
-                             warmup=speed.CHEAP["warmup"], device=str(device), threads=cfg["threads"])
-        rows = [{**{k: r.get(k) for k in COLUMNS}, "timed_batch_size": cfg["batch_size"],
-                 "timed_rounds": cfg["rounds"], "eval_images": len(test.labels)} for r in rows]
+        rows = evaluation.sweep(base_model, method, cfg.ratios, options, test, scratch, runtime=cfg.runtime,
+                                batch_size=cfg.batch_size, rounds=cfg.rounds, warmup=speed.CHEAP["warmup"],
+                                device=str(device), threads=cfg.threads)
+        rows = [{**{k: r.get(k) for k in COLUMNS}, "timed_batch_size": cfg.batch_size,
+                 "timed_rounds": cfg.rounds, "eval_images": len(test.labels)} for r in rows]
         for row in rows:
             run.log_metrics({k: v for k, v in row.items() if k not in ("method", "ratio", "runtime", "device")},
                             step=round(row["ratio"] * 100))  # MLflow steps are integers: the ratio in percent
             print(f"sweep-{method} ratio {row['ratio']}: acc {row['test_acc']:.4f}, params {row['params']}, "
                   f"size {row['size_ratio']:.2f}x smaller, speedup {row['speedup']:.2f}x")
-        files.write_csv(OUT.format(method), rows, COLUMNS)
-        shutil.rmtree(WORKDIR.format(method), ignore_errors=True)
-        run.log_artifact(OUT.format(method))
+        files.write_csv(out, rows, COLUMNS)
+        shutil.rmtree(scratch, ignore_errors=True)
+        run.log_artifacts(out)
 
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("method", help="a registered pruning method")
+parser.add_argument("--data", required=True, help="the dataset file (.npz)")
+parser.add_argument("--base", required=True, help="the base model (models/base/<prune.base>.pt)")
+parser.add_argument("--out", required=True, help="one CSV row per ratio")
+parser.add_argument("--scratch", required=True, help="a folder for the exports while they are measured")
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:], expected=(tracking.TrackingError,))
+    run_stage(main, parser)

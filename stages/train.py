@@ -1,39 +1,47 @@
 """DVC stage `train@<optimizer>`: train the base ResNet20 with one optimizer.
 
-    python stages/train.py sgd         # reads params.yaml: train (shared settings + optimizer_params.sgd)
+    python stages/train.py sgd --data data/cifar10.npz --model models/base/sgd.pt --metrics metrics/train/sgd.json \
+        --timing metrics/train/sgd.timing.json --history plots/train/sgd.csv --chart plots/train/sgd.png \
+        --resume checkpoints/train/sgd.pt
 
-Writes models/base/<opt>.pt (state_dict + spec), metrics/train/<opt>.json (accuracies, params, epochs),
-metrics/train/<opt>.timing.json (seconds, images/s, device: kept apart so runs compare exactly on the rest) and
-plots/train/<opt>.csv (one row per epoch). A crash resumes from checkpoints/train/<opt>.pt on the next run.
+Reads params.yaml's train section (the recipe + optimizer_params.<optimizer>). Writes the model (state_dict + spec),
+metrics (accuracies, params, epochs), timing (seconds, images/s, device: kept apart so runs compare exactly on the
+rest), the per-epoch history and its chart. A crash resumes from --resume on the next run.
 """
 
-import sys
+import argparse
 
 import torch
 
-from cnn_pruning import data, files, params, tracking
+from cnn_pruning import files, params, tracking
+from cnn_pruning.data import dataset
+from cnn_pruning.cli import add_paths, run_stage
+from cnn_pruning.fitting import FitOutputs, fit_and_save
+from cnn_pruning.machine import device_tags, pick_device
 from cnn_pruning.model import ResNet20
-from cnn_pruning.stage import device_tags, fingerprint, fit_and_save, run_stage
-from cnn_pruning.train import TrainConfig, pick_device
-
-DATA = "data/cifar10.npz"
+from cnn_pruning.train import TrainConfig
 
 
-def main(optimizer: str) -> None:
+def main(optimizer: str, data: str, **outputs: str) -> None:
     section = params.section("train")
     hparams = section["optimizer_params"][optimizer]
     cfg = TrainConfig.from_params(section)
     # This run's own settings: the shared ones plus this optimizer's, not the other optimizers'.
     own = {k: v for k, v in section.items() if k not in ("optimizers", "optimizer_params")}
     own.update(optimizer=optimizer, optimizer_params=hparams)
-    ds = data.load(DATA)
+    ds = dataset.load(data)
     tags = {"optimizer": optimizer, **device_tags(pick_device(cfg.device))}  # data source: tracking adds it
     with tracking.stage_run("train", f"train-{optimizer}", params=own, tags=tags) as run:
         torch.manual_seed(cfg.seed)
         fit_and_save(ResNet20(), ds, stage="train", name=optimizer, optimizer=optimizer, hparams=hparams, cfg=cfg,
-                     run=run, model_path=f"models/base/{optimizer}.pt",
-                     resume_key=fingerprint(own, files.md5_of(DATA)), meta={"optimizer": optimizer})
+                     run=run, outputs=FitOutputs(**outputs), resume_key=files.fingerprint(own, files.md5_of(data)),
+                     meta={"optimizer": optimizer})
 
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("optimizer", help="a key of train.optimizer_params (any torch.optim class name)")
+parser.add_argument("--data", required=True, help="the dataset file (.npz)")
+add_paths(parser, FitOutputs)
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:], expected=(tracking.TrackingError,))
+    run_stage(main, parser)

@@ -1,24 +1,25 @@
-"""DVC stage `validate`: check all of params.yaml against the one schema before any other stage runs.
+"""DVC stage `validate`: check all of params.yaml against its definitions before any other stage runs.
 
-    python stages/validate.py           # exit 1 naming every bad key, value and what is allowed
+    python stages/validate.py --out params.ok     # exit 1 naming every bad key, value and what is allowed
 
 Every other stage depends on params.ok, whose content never changes: a params change reruns this check (a couple
 of seconds) and then only the stages whose own params changed. A bad value stops `dvc repro` here, before DVC
 deletes any other stage's outputs.
 """
 
-import sys
+import argparse
 
 from cnn_pruning import config, files, params
-from cnn_pruning.stage import run_stage
-
-OUT = "params.ok"
+from cnn_pruning.cli import run_stage
 
 
-def main() -> None:
+def main(out: str) -> None:
     config.check(params.load_params())
-    files.write_text(OUT, "params.yaml passed cnn_pruning.config\n")  # constant: downstream reruns on their own params
+    files.write_text(out, "params.yaml passed cnn_pruning.config\n")  # constant: downstream reruns on their own params
 
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--out", required=True, help="marker file written when params.yaml is valid")
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, parser)

@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_pruning import data
-from cnn_pruning.data import CIFAR10_CLASSES, DataError
+from cnn_pruning.data import dataset, source, splits
+from cnn_pruning.data import prepare as preparing
+from cnn_pruning.data.dataset import CIFAR10_CLASSES, DataError
 from conftest import SHARED_JPG, SHARED_JPG_MD5, class_images, make_image_folder, make_python_batches, tar_gz, zip_dir
 
 
 def prepare(source, tmp_path, md5=None, **kw):
     kw.setdefault("val_size", 10)
-    return data.prepare(str(source), md5, tmp_path / "out" / "cifar10.npz", root=tmp_path, **kw)
+    return preparing.prepare(str(source), md5, tmp_path / "out" / "cifar10.npz", root=tmp_path, **kw)
 
 
 def assert_no_output(tmp_path):
@@ -81,7 +82,7 @@ def test_file_url_and_relative_path_resolve_against_root(tmp_path):
     batches = make_python_batches(tmp_path / "cifar-10-batches-py", per_batch=10)
     tarball = tar_gz(batches, tmp_path / "src.tar.gz")
     assert len(prepare(tarball.as_uri(), tmp_path / "u", val_size=0).train.labels) == 50
-    ds = data.prepare("src.tar.gz", None, tmp_path / "r" / "c.npz", root=tmp_path, val_size=0)
+    ds = preparing.prepare("src.tar.gz", None, tmp_path / "r" / "c.npz", root=tmp_path, val_size=0)
     assert len(ds.train.labels) == 50
 
 
@@ -94,13 +95,13 @@ def test_http_download_checks_md5_and_caches(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/cifar-10-python.tar.gz"
-        md5 = data.calculate_md5(str(tarball))
+        md5 = source.calculate_md5(str(tarball))
         cache = tmp_path / "cache"
-        ds = data.prepare(url, md5, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0, cache_dir=cache)
+        ds = preparing.prepare(url, md5, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0, cache_dir=cache)
         assert len(ds.train.labels) == 50 and ds.source_md5 == md5
         assert (cache / "cifar-10-python.tar.gz").is_file()
         with pytest.raises(DataError, match="md5 mismatch.*expected 0{32}"):
-            data.prepare(url, "0" * 32, tmp_path / "bad" / "c.npz", root=tmp_path, val_size=0,
+            preparing.prepare(url, "0" * 32, tmp_path / "bad" / "c.npz", root=tmp_path, val_size=0,
                          cache_dir=tmp_path / "cache2")
         # The failed download is removed: nothing half-written stays in the cache.
         assert not any(p.is_file() for p in (tmp_path / "cache2").rglob("*"))
@@ -241,30 +242,30 @@ def test_existing_output_survives_a_failed_prepare(tmp_path):
 
 def test_stratified_indices_are_deterministic_and_proportional():
     labels = np.repeat(np.arange(10), 50)
-    a = data.stratified_indices(labels, 100, seed=3)
-    assert np.array_equal(a, data.stratified_indices(labels, 100, seed=3))
-    assert not np.array_equal(a, data.stratified_indices(labels, 100, seed=4))
+    a = splits.stratified_indices(labels, 100, seed=3)
+    assert np.array_equal(a, splits.stratified_indices(labels, 100, seed=3))
+    assert not np.array_equal(a, splits.stratified_indices(labels, 100, seed=4))
     assert np.bincount(labels[a], minlength=10).tolist() == [10] * 10
     assert len(set(a.tolist())) == 100
 
 
 def test_stratified_indices_largest_remainder_gives_exact_size():
     labels = np.array([0] * 7 + [1] * 3)
-    idx = data.stratified_indices(labels, 5, seed=0)
+    idx = splits.stratified_indices(labels, 5, seed=0)
     assert len(idx) == 5 and np.bincount(labels[idx]).tolist() == [4, 1]
 
 
 def test_validation_is_carved_out_of_train_disjoint_and_stratified():
-    train = data.Split(np.arange(200, dtype=np.uint8).reshape(200, 1, 1, 1).repeat(32, 1).repeat(32, 2).repeat(3, 3),
+    train = dataset.Split(np.arange(200, dtype=np.uint8).reshape(200, 1, 1, 1).repeat(32, 1).repeat(32, 2).repeat(3, 3),
                        np.repeat(np.arange(10), 20))
-    test = data.Split(train.images[:50], train.labels[:50])
-    tr, val, te = data.split_and_subset(train, test, val_size=40, train_size=60, test_size=20, seed=0)
+    test = dataset.Split(train.images[:50], train.labels[:50])
+    tr, val, te = splits.split_and_subset(train, test, val_size=40, train_size=60, test_size=20, seed=0)
     tr_ids, val_ids = set(tr.images[:, 0, 0, 0].tolist()), set(val.images[:, 0, 0, 0].tolist())
     assert not tr_ids & val_ids
     assert np.bincount(val.labels, minlength=10).tolist() == [4] * 10
     assert np.bincount(tr.labels, minlength=10).tolist() == [6] * 10
     assert len(te.labels) == 20
-    again = data.split_and_subset(train, test, val_size=40, train_size=60, test_size=20, seed=0)
+    again = splits.split_and_subset(train, test, val_size=40, train_size=60, test_size=20, seed=0)
     assert np.array_equal(again[1].images, val.images)
 
 
@@ -280,13 +281,13 @@ def test_canonical_file_roundtrip_and_loads_fast(tmp_path):
     folder = make_image_folder(tmp_path / "c", 6, 3)
     ds = prepare(folder, tmp_path, val_size=10, seed=1)
     start = time.perf_counter()
-    back = data.load(tmp_path / "out" / "cifar10.npz")
+    back = dataset.load(tmp_path / "out" / "cifar10.npz")
     assert time.perf_counter() - start < 5  # generous: a behaviour check that it is a plain array file
     for name in ("train", "val", "test"):
         assert np.array_equal(getattr(ds, name).images, getattr(back, name).images)
         assert np.array_equal(getattr(ds, name).labels, getattr(back, name).labels)
     assert back.classes == CIFAR10_CLASSES and back.source == str(folder)
-    summary = data.summary(back)
+    summary = dataset.summary(back)
     assert summary["val_images"] == 10 and sum(summary["train_per_class"]) == 50
 
 
@@ -294,7 +295,7 @@ def test_canonical_file_roundtrip_and_loads_fast(tmp_path):
 
 @pytest.mark.skipif(not SHARED_JPG.exists(), reason=f"{SHARED_JPG} is absent (only on the project's dev machines)")
 def test_shared_jpeg_archive_reads_as_cifar10(tmp_path):
-    ds = data.prepare(str(SHARED_JPG), SHARED_JPG_MD5, tmp_path / "c.npz", root=tmp_path, val_size=5000,
+    ds = preparing.prepare(str(SHARED_JPG), SHARED_JPG_MD5, tmp_path / "c.npz", root=tmp_path, val_size=5000,
                       train_size=1000, test_size=500)
     assert len(ds.train.labels) == 1000 and len(ds.val.labels) == 5000 and len(ds.test.labels) == 500
     assert np.bincount(ds.test.labels).tolist() == [50] * 10
@@ -344,7 +345,7 @@ def test_not_enough_disk_space_is_reported_before_reading(tmp_path):
         folder = make_image_folder(tmp_path / "c", 2, 1)
         with pytest.raises(DataError, match=r"not enough free disk space in .*small/out for writing cifar10.npz: "
                                             r"need 176 MiB, have 4 MiB"):
-            data.prepare(str(folder), None, small / "out" / "cifar10.npz", root=tmp_path, val_size=0)
+            preparing.prepare(str(folder), None, small / "out" / "cifar10.npz", root=tmp_path, val_size=0)
         assert list((small / "out").iterdir()) == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
@@ -353,14 +354,14 @@ def test_not_enough_disk_space_is_reported_before_reading(tmp_path):
 def test_free_space_is_checked_before_download_and_before_reading(tmp_path, monkeypatch):
     # Where mounting a small disk is not allowed, shrink what the disk reports instead: the check is the same.
     Usage = type("Usage", (), {"total": 1 << 30, "used": (1 << 30) - (5 << 20), "free": 5 << 20})
-    monkeypatch.setattr(data.shutil, "disk_usage", lambda path: Usage)
+    monkeypatch.setattr(source.shutil, "disk_usage", lambda path: Usage)
     with pytest.raises(DataError, match=r"not enough free disk space in .*dl for downloading http://127.0.0.1:9/"
                                         r"cifar-10-python.tar.gz: need 163 MiB, have 5 MiB"):
-        data.prepare("http://127.0.0.1:9/cifar-10-python.tar.gz", None, tmp_path / "out" / "c.npz", root=tmp_path,
+        preparing.prepare("http://127.0.0.1:9/cifar-10-python.tar.gz", None, tmp_path / "out" / "c.npz", root=tmp_path,
                      val_size=0, cache_dir=tmp_path / "dl")
     folder = make_image_folder(tmp_path / "c", 2, 1)
     with pytest.raises(DataError, match=r"for writing c.npz: need 176 MiB, have 5 MiB"):
-        data.prepare(str(folder), None, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0)
+        preparing.prepare(str(folder), None, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0)
     assert_no_output(tmp_path)
 
 
@@ -382,7 +383,7 @@ def test_a_download_cut_off_midway_leaves_nothing_behind(tmp_path):
     try:
         url = f"http://127.0.0.1:{server.server_port}/cifar-10-python.tar.gz"
         with pytest.raises(DataError, match=r"cifar-10-python.tar.gz"):
-            data.prepare(url, None, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0, cache_dir=tmp_path / "dl")
+            preparing.prepare(url, None, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0, cache_dir=tmp_path / "dl")
         assert not any(p.is_file() for p in (tmp_path / "dl").rglob("*")), list((tmp_path / "dl").rglob("*"))
         assert_no_output(tmp_path)
     finally:

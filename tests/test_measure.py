@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from cnn_pruning import measure
-from cnn_pruning.data import Split
+from cnn_pruning.data.dataset import Split
 from cnn_pruning.model import ResNet20, materialize
-from cnn_pruning.train import evaluate, normalize, to_device
+from cnn_pruning.inputs import normalize, to_device
+from cnn_pruning.train import evaluate
 
 OUTER = [16] * 3 + [32] * 3 + [64] * 3
 

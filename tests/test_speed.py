@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from cnn_pruning import speed
+from cnn_pruning.inputs import random_batch
 from cnn_pruning.model import ResNet20, SharedConv2d
 
 PACKAGE = {"pytorch": "torch", "torch_compile": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
@@ -40,7 +41,7 @@ def random_resnet(inner_widths=None, seed: int = 0, shared: bool = True) -> ResN
 def test_deployable_folds_bn_and_keeps_outputs():
     model = random_resnet().train()  # the original must come back untouched, still in training mode
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    x = speed.random_batch(16, seed=3)
+    x = random_batch(16, seed=3)
     dep = speed.deployable(model)
     kinds = {type(m) for m in dep.modules()}
     assert not any(issubclass(k, (nn.BatchNorm2d, SharedConv2d)) for k in kinds), kinds
@@ -66,7 +67,7 @@ def test_runtime_matches_pytorch(runtime):
     model = random_resnet(seed=1)
     run = speed.compile_for(model, runtime, batch_size=8, threads=2)
     assert run.info["max_abs_diff"] <= speed.F32_ATOL
-    x = speed.random_batch(8, seed=7)  # not the batch compile_for checked on
+    x = random_batch(8, seed=7)  # not the batch compile_for checked on
     with torch.no_grad():
         ref = model.eval()(x)
     got = run(x)
@@ -128,8 +129,9 @@ def test_compare_speed_runs_both_alike(monkeypatch):
     # interleaved, order alternating each round: after warm-up (2+2 calls) the timed calls go AB BA AB BA
     timed = [w for w, b in calls if b == 4][4:]
     assert timed == ["base", "cand", "cand", "base", "base", "cand", "cand", "base"]
-    assert set(speed.flat_metrics(res)) == {f"{m}_b{bs}" for m in ("speedup", "speedup_min", "base_ms", "candidate_ms")
-                                            for bs in (4, 1)}
+    assert set(speed.headline(res, 4)) == {f"{m}{sfx}" for sfx in ("", "_b1") for m in (
+        "speedup", "images_per_s", "base_images_per_s", "ms_per_batch", "base_ms_per_batch", "ms_iqr")}
+    assert speed.headline(res, 4)["speedup_b1"] == res["speedup"]["1"]
 
 
 def test_compare_speed_budget_stops_after_whole_rounds():

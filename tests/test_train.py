@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_pruning.data import CIFAR10, CIFAR10_CLASSES, Split
+from cnn_pruning.data.dataset import CIFAR10, CIFAR10_CLASSES, Split
 from cnn_pruning.model import ResNet20
 from cnn_pruning.train import (TrainConfig, TrainingDiverged, augment, fit, lr_multiplier,
-                               make_optimizer, normalize)
+                               make_optimizer)
 from conftest import class_images
 
 
@@ -53,12 +53,6 @@ def test_augment_keeps_shape_dtype_and_content_up_to_crop_and_flip():
     assert not torch.equal(out, x)  # something moved
     again = augment(x, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)
-
-
-def test_normalize_matches_cifar_statistics():
-    x = torch.full((1, 3, 2, 2), 128, dtype=torch.uint8)
-    out = normalize(x)
-    assert torch.allclose(out[0, 0, 0, 0], torch.tensor((128 / 255 - 0.4914) / 0.2470), atol=1e-5)
 
 
 def test_lr_schedules():

@@ -57,6 +57,12 @@ def md5_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def fingerprint(*parts) -> str:
+    """md5 of everything that determines a result (JSON-encoded): a resume state saved for other inputs is never
+    reused."""
+    return hashlib.md5(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def remove(path: str | os.PathLike) -> None:
     Path(path).unlink(missing_ok=True)
 

@@ -6,6 +6,8 @@
     measure.count_macs(model)            # 40_551_040 for the dense ResNet20 (multiply-accumulates per image)
     measure.model_summary(model)         # all the scalar counts above in one json-serialisable dict
 
+A model against its base (stored size and measured speed too) is cnn_pruning.evaluation's job.
+
 MACs come from one counter, count_macs(), run on materialize(model) so a SharedConv2d counts as the dense conv that
 actually runs; it agrees exactly with torch.utils.flop_counter.FlopCounterMode / 2 (tested). Both count
 convolutions and matmuls only:
@@ -20,15 +22,12 @@ weight were skipped (Hout*Wout*nonzeros per conv), which nothing in this project
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn as nn
 
-from . import export, pruning, speed
-from .data import Split
+from .data.dataset import Split
+from .inputs import normalize, to_device
 from .model import SharedConv2d, materialize
-from .train import normalize, to_device
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -153,66 +152,3 @@ def model_summary(model: nn.Module) -> dict:
             "macs_nonzero_weights": count_macs(model, skip_zero_weights=True),
             "inner_widths": list(spec.get("inner_widths", [])),
             "shared_k": dict(spec.get("shared", {}))}
-
-
-# ---------------------------------------------------------------------------------------------- a model vs its base
-
-def describe(model: nn.Module, split: Split, export_path, device: str = "cpu") -> dict:
-    """What a model is, apart from speed: accuracy on `split`, the counts and MACs, and the bytes of its compact
-    export written to `export_path`."""
-    acc = accuracy(model, split, device=device)
-    return {"accuracy": acc, "summary": model_summary(model), "size": export.export_compact(model, export_path)}
-
-
-def compare(candidate: nn.Module, base: nn.Module, split: Split, *, export_path, base_export_path=None,
-            base_description: dict | None = None, runtime: str = "pytorch", batch_size: int = 256, rounds: int = 5,
-            warmup: int = 2, device: str = "cpu", threads: int | None = None, precision: str = "f32"
-            ) -> tuple[dict, dict]:
-    """Everything the evaluate and sweep stages report about `candidate` against `base`, in one flat dict.
-
-    describe() of both (pass `base_description` to reuse the base's across calls), and the inference speed of both
-    timed interleaved in this process on `runtime` (cnn_pruning.speed.compare_speed) at `batch_size` and at
-    batch 1: `speedup` = base ms / candidate ms at `batch_size` (keys without a suffix, stable across settings for
-    `dvc exp show`), `speedup_b1` the same at batch 1. Returns (flat metrics, the raw speed result).
-    """
-    cand = describe(candidate, split, export_path, device)
-    ref = base_description or describe(base, split, base_export_path, device)
-    batch_sizes = (batch_size, 1) if batch_size != 1 else (1,)
-    timing = speed.compare_speed(base, candidate, runtime=runtime, batch_sizes=batch_sizes, rounds=rounds,
-                                 warmup=warmup, device=device, threads=threads, precision=precision)
-    acc, base_acc, c, r = cand["accuracy"], ref["accuracy"], cand["summary"], ref["summary"]
-    metrics = {
-        "test_acc": acc["accuracy"], "per_class_acc": acc["per_class"], "test_images": acc["n"],
-        "base_test_acc": base_acc["accuracy"], "acc_drop": base_acc["accuracy"] - acc["accuracy"],
-        **{k: v for k, v in c.items() if not isinstance(v, (list, dict))},
-        "base_params": r["params"], "base_macs": r["macs"],
-        "params_ratio": r["params"] / max(1, c["params"]),
-        "nonzero_ratio": r["nonzero_params"] / max(1, c["nonzero_params"]),
-        "macs_ratio": r["macs"] / max(1, c["macs"]),
-        "size_bytes": cand["size"], "base_size_bytes": ref["size"], "size_ratio": ref["size"] / cand["size"],
-        "runtime": runtime, "device": timing["device"], "device_name": timing["device_name"],
-        "threads": timing["threads"], "timed_rounds": rounds, "batch_size": batch_size,
-        "load_avg_1m": timing["load_avg_1m"], "dvc_queue_workers": timing["dvc_queue_workers"],
-    }
-    for sfx, bs in (("", str(batch_size)), ("_b1", "1")):
-        metrics[f"speedup{sfx}"] = timing["speedup"][bs]
-        metrics[f"images_per_s{sfx}"] = timing["candidate"][bs]["images_per_s"]
-        metrics[f"base_images_per_s{sfx}"] = timing["base"][bs]["images_per_s"]
-        metrics[f"ms_per_batch{sfx}"] = timing["candidate"][bs]["median_ms"]
-        metrics[f"base_ms_per_batch{sfx}"] = timing["base"][bs]["median_ms"]
-        metrics[f"ms_iqr{sfx}"] = timing["candidate"][bs]["q3_ms"] - timing["candidate"][bs]["q1_ms"]
-    return metrics, timing
-
-
-def sweep(base: nn.Module, method: str, ratios, options: dict, split: Split, workdir, **timing) -> list[dict]:
-    """Prune `base` with `method` at every ratio (no fine-tuning) and compare() each result with it; one flat dict
-    per ratio. The base is described once; `timing` goes to compare() (runtime, batch_size, rounds, ...)."""
-    workdir = Path(workdir)
-    base_description = describe(base, split, workdir / "base.rz", timing.get("device", "cpu"))
-    rows = []
-    for ratio in ratios:
-        model = pruning.prune(base, method, ratio, **options).model
-        metrics, _ = compare(model, base, split, export_path=workdir / f"{method}.rz",
-                             base_description=base_description, **timing)
-        rows.append({**metrics, "method": method, "ratio": ratio})
-    return rows

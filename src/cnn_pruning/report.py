@@ -1,7 +1,9 @@
 """The results report: every metrics file of a pipeline run in one table, one JSON summary and the charts.
 
     from cnn_pruning import report
-    results = report.collect(".", ["sgd"], ["none", "magnitude"], ["magnitude"])   # the models params.yaml lists
+    results = report.collect(report.Folders("metrics/train", "metrics/prune", "metrics/finetune",
+                                            "metrics/evaluate", "plots/sweep"), ["sgd"], ["none", "magnitude"],
+                             ["magnitude"])             # the models params.yaml lists
     rows = report.summary_rows(results)         # one row per base model and per method
     report.markdown(rows, results)              # the table as Markdown (reports/summary.md)
     charts.report_charts(results, rows, "plots/report")  # the PNGs (cnn_pruning.charts)
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from .charts import COLOURS
@@ -36,18 +38,28 @@ def _read_csv(path: Path) -> list[dict]:
         return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def collect(root: str | os.PathLike, optimizers: list[str], methods: list[str], sweep_methods: list[str]) -> dict:
+@dataclass(frozen=True)
+class Folders:
+    """Where the earlier stages wrote their files (the report stage's arguments, from dvc.yaml)."""
+    train: str      # <optimizer>.json
+    prune: str      # <method>.json
+    finetune: str   # <method>.json
+    evaluate: str   # base-<optimizer>.json and <method>.json
+    sweep: str      # <method>.csv
+
+
+def collect(folders: Folders, optimizers: list[str], methods: list[str], sweep_methods: list[str]) -> dict:
     """The metrics of the models the params list, by stage and name. Files of models no longer listed (DVC leaves
     a dropped matrix item's outputs behind) are not read, so the report never mixes in stale results."""
-    root = Path(root)
-    metrics = root / "metrics"
-    evaluate = {f"base-{o}": _read_json(metrics / "evaluate" / f"base-{o}.json") for o in optimizers}
-    evaluate |= {m: _read_json(metrics / "evaluate" / f"{m}.json") for m in methods}
-    return {"train": {o: _read_json(metrics / "train" / f"{o}.json") for o in optimizers},
-            "prune": {m: _read_json(metrics / "prune" / f"{m}.json") for m in methods},
-            "finetune": {m: _read_json(metrics / "finetune" / f"{m}.json") for m in methods},
+    train, prune, finetune, evaluate_dir, sweep = (Path(f) for f in (folders.train, folders.prune, folders.finetune,
+                                                                      folders.evaluate, folders.sweep))
+    evaluate = {f"base-{o}": _read_json(evaluate_dir / f"base-{o}.json") for o in optimizers}
+    evaluate |= {m: _read_json(evaluate_dir / f"{m}.json") for m in methods}
+    return {"train": {o: _read_json(train / f"{o}.json") for o in optimizers},
+            "prune": {m: _read_json(prune / f"{m}.json") for m in methods},
+            "finetune": {m: _read_json(finetune / f"{m}.json") for m in methods},
             "evaluate": evaluate,
-            "sweep": {m: _read_csv(root / "plots" / "sweep" / f"{m}.csv") for m in sweep_methods}}
+            "sweep": {m: _read_csv(sweep / f"{m}.csv") for m in sweep_methods}}
 
 
 def summary_rows(results: dict) -> list[dict]:

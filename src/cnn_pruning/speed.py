@@ -17,78 +17,44 @@ compare_speed() times base and candidate in the same process, interleaved round 
 alternating (AB, BA, AB, ...), so drift of a loaded machine hits both alike; the speedup is never computed from
 two separate runs. Inputs are random normalised float32 images (timing does not depend on the pixel values).
 
-Measured on the 2-core AMD EPYC (AVX-512; +-20%, full tables in benchmarks/speed.py): dense ResNet20 at batch 256
-takes ~50 ms in OpenVINO, ~60 ms in ONNX Runtime, ~60-75 ms with torch.compile and 80-130 ms in eager PyTorch;
-kmeans_channel / l2_unit at ratio 0.5 / 0.8 run 1.3-1.8x / 1.6-2.2x faster than dense on the same runtime,
-OpenVINO highest at 0.8. Settings chosen by measurement:
-OpenVINO LATENCY hint (THROUGHPUT with one synchronous request ran 1.2-2x slower), channels_last off (no gain
-on an idle CPU), the legacy ONNX exporter (the dynamo one needs onnxscript, not installed).
+Settings chosen by measurement (figures in the README and benchmarks/speed.py's output, not here): OpenVINO's
+LATENCY hint (THROUGHPUT with one synchronous request ran slower), channels_last off (no gain on an idle CPU), the
+legacy ONNX exporter (the dynamo one needs onnxscript, not installed).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
-import platform
 import statistics
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from .fold import fold_batchnorms
+from .inputs import random_batch
+from .machine import device_name, machine_load
 from .model import materialize
-from .train import CIFAR_MEAN, CIFAR_STD
 
 RUNTIMES = ("pytorch", "torch_compile", "onnxruntime", "openvino")
+PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO's INFERENCE_PRECISION_HINT
 # rounds: timed rounds per batch size; max_seconds: timing budget per batch size (stops early, after >= 3 rounds)
-CHEAP = dict(rounds=5, warmup=2, min_sample_ms=20.0, max_seconds=30.0)       # pipeline sweep: ~6 s/pair/runtime
+CHEAP = dict(rounds=5, warmup=2, min_sample_ms=20.0, max_seconds=30.0)       # the pipeline's sweep
 THOROUGH = dict(rounds=25, warmup=5, min_sample_ms=200.0, max_seconds=120.0)  # benchmarks/speed.py
 ONNX_OPSET = 17
-F32_ATOL = 1e-3  # compiled vs eager logits; f32 runtimes differ only by summation order (~1e-5 seen here)
+F32_ATOL = 1e-3  # compiled vs eager logits; f32 runtimes differ only by summation order, far below this
 
 
 # ---------------------------------------------------------------------------------------------- the deployed model
 
-@torch.no_grad()
 def deployable(model: nn.Module) -> nn.Module:
-    """An eval-mode copy with shared convs made plain and each BatchNorm folded into its conv: conv+relu+add only.
-
-    Folding: y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta is again a conv, with
-    weight * gamma/sqrt(var+eps) and bias beta - gamma*mean/sqrt(var+eps) (computed in float64).
-    The BN at `<prefix>bnN` is folded into `<prefix>convN` (the naming of ResNet20).
-    """
-    model = materialize(model).eval()  # materialize() returns a deep copy, so the caller's model is untouched
-    modules = dict(model.named_modules())
-    for name, bn in list(modules.items()):
-        if not isinstance(bn, nn.BatchNorm2d):
-            continue
-        parent, _, attr = name.rpartition(".")
-        conv_name = (f"{parent}." if parent else "") + attr.replace("bn", "conv", 1)
-        conv = modules.get(conv_name)
-        if not isinstance(conv, nn.Conv2d) or conv.out_channels != bn.num_features:
-            raise ValueError(f"deployable: no conv {conv_name!r} to fold BatchNorm {name!r} into")
-        scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-        bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
-        folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                           conv.dilation, conv.groups, bias=True).to(conv.weight.device)
-        folded.weight.copy_((conv.weight.double() * scale[:, None, None, None]).float())
-        folded.bias.copy_(((bias - bn.running_mean.double()) * scale + bn.bias.double()).float())
-        owner = model.get_submodule(parent) if parent else model
-        setattr(owner, conv_name.rpartition(".")[2], folded)
-        setattr(owner, attr, nn.Identity())
-    return model.eval()
-
-
-def random_batch(batch_size: int, seed: int = 0) -> torch.Tensor:
-    """Random images in [0, 1], normalised with the CIFAR-10 mean/std: the input statistics a model expects."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(batch_size, 3, 32, 32, generator=g)
-    return (x - torch.tensor(CIFAR_MEAN)[:, None, None]) / torch.tensor(CIFAR_STD)[:, None, None]
+    """An eval-mode copy with shared convs made plain and each BatchNorm folded into its conv: conv+relu+add only,
+    the graph a deployment runs (cnn_pruning.fold finds the pairs by tracing, not by names)."""
+    return fold_batchnorms(materialize(model)).eval()
 
 
 # ---------------------------------------------------------------------------------------------- runtimes
@@ -120,8 +86,7 @@ def compile_for(model: nn.Module, runtime: str = "pytorch", batch_size: int = 25
     """Deploy `model` on `runtime` for batches of `batch_size` and check its logits against eager PyTorch.
 
     channels_last: pytorch/torch_compile only (the input is converted inside the timed call, as a user's would
-    be). Off by default: on the idle 2-core CPU eager ran 0.96-1.06x the NCHW time (batch 256 and 1), i.e. no gain;
-    only while other processes loaded the machine was it faster (0.7-0.9x), the NCHW path suffering more.
+    be). Off by default: measured no gain on an idle CPU (README); only a loaded machine favoured it.
     precision: openvino's INFERENCE_PRECISION_HINT; "f32" pinned because OpenVINO picks bf16 on CPUs that have it.
     ov_hint: openvino PERFORMANCE_HINT; LATENCY (one stream using all threads) suits one synchronous request.
     threads: onnxruntime/openvino threads; the pytorch runtimes use torch.get_num_threads() (compare_speed sets it).
@@ -216,32 +181,6 @@ def _openvino(path: str, batch_size: int, threads: int, precision: str, hint: st
 
 # ---------------------------------------------------------------------------------------------- timing
 
-def machine_load() -> dict:
-    """What else ran while we timed: the 1-minute load average and how many `dvc queue` workers are alive.
-
-    Timings taken with two queue workers on a 2-core machine are not comparable with a quiet run; this is
-    recorded with every measurement so a reader can tell (the README says to time with one worker).
-    """
-    workers = 0
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        workers += any(a == b"queue-worker" for a in args)  # `dvc exp queue-worker <name>`
-    return {"load_avg_1m": os.getloadavg()[0], "dvc_queue_workers": workers}
-
-
-def _device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return f"{os.cpu_count()}-core {line.split(':', 1)[1].strip()}"
-    return f"{os.cpu_count()}-core {platform.machine()} {platform.processor()}".strip()
-
-
 def _stats(ms: list[float], batch_size: int) -> dict:
     q1, med, q3 = np.percentile(ms, [25, 50, 75]).tolist()
     return {"median_ms": med, "q1_ms": q1, "q3_ms": q3, "min_ms": min(ms), "max_ms": max(ms),
@@ -273,7 +212,7 @@ def compare_speed(base_model: nn.Module, candidate_model: nn.Module, runtime: st
     cuda = device.startswith("cuda")
     sync = (lambda: torch.cuda.synchronize(device)) if cuda else (lambda: None)
     pair = (runtime, candidate_runtime or runtime)
-    out = {"runtime": runtime, "candidate_runtime": pair[1], "device": device, "device_name": _device_name(device),
+    out = {"runtime": runtime, "candidate_runtime": pair[1], "device": device, "device_name": device_name(device),
            "threads": threads, "batch_sizes": list(batch_sizes), "rounds": rounds, "warmup": warmup,
            "min_sample_ms": min_sample_ms, "torch": torch.__version__, "calls_per_sample": {}, "rounds_done": {},
            "base": {}, "candidate": {}, "speedup": {}, "speedup_rounds": {}, "speedup_min": {},
@@ -315,12 +254,15 @@ def compare_speed(base_model: nn.Module, candidate_model: nn.Module, runtime: st
     return out
 
 
-def flat_metrics(result: dict) -> dict:
-    """{"speedup_b256": ..., "speedup_min_b256", "base_ms_b256", "candidate_ms_b256", ...}: scalars for metrics."""
+def headline(result: dict, batch_size: int) -> dict:
+    """The scalars of a compare_speed() result, the one flattening of it: speedup, images/s and ms per batch of the
+    candidate and the base, and the candidate's IQR, at `batch_size` (keys without a suffix: stable across settings
+    for `dvc exp show`) and at batch 1 (suffix `_b1`)."""
     m = {}
-    for key in result["speedup"]:
-        m[f"speedup_b{key}"] = result["speedup"][key]
-        m[f"speedup_min_b{key}"] = result["speedup_min"][key]
-        m[f"base_ms_b{key}"] = result["base"][key]["median_ms"]
-        m[f"candidate_ms_b{key}"] = result["candidate"][key]["median_ms"]
+    for sfx, bs in (("", str(batch_size)), ("_b1", "1")):
+        cand, base = result["candidate"][bs], result["base"][bs]
+        m |= {f"speedup{sfx}": result["speedup"][bs], f"images_per_s{sfx}": cand["images_per_s"],
+              f"base_images_per_s{sfx}": base["images_per_s"], f"ms_per_batch{sfx}": cand["median_ms"],
+              f"base_ms_per_batch{sfx}": base["median_ms"], f"ms_iqr{sfx}": cand["q3_ms"] - cand["q1_ms"]}
     return m
+

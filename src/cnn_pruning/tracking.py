@@ -26,6 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -35,7 +36,10 @@ from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from . import files  # noqa: E402
+from .errors import UserError  # noqa: E402
 from .params import PARAMS_FILE, load_params, project_root  # noqa: E402
+from .schema import of_type, setting  # noqa: E402
 
 DEFAULT_EXPERIMENT = "resnet20-pruning"
 STORE_FILE, ARTIFACT_DIR = "mlflow.db", "mlartifacts"
@@ -45,8 +49,15 @@ VERSIONED_PACKAGES = ("torch", "torchvision", "dvc", "mlflow", "numpy", "scikit-
 LOCK_RETRIES, LOCK_BACKOFF_S = 20, 0.25
 
 
-class TrackingError(RuntimeError):
+class TrackingError(UserError, RuntimeError):
     """The tracking store cannot be used; raised before any expensive work starts."""
+
+
+@dataclass
+class TrackingConfig:
+    """params.yaml's tracking section: where runs are logged (no stage declares it, so a rename reruns nothing)."""
+    experiment: str = setting(DEFAULT_EXPERIMENT, of_type(str, text="an MLflow experiment name"),
+                              "MLflow experiment every stage logs into (MLFLOW_EXPERIMENT_NAME overrides)")
 
 
 def tracking_uri(root: Path | None = None) -> str:
@@ -160,6 +171,19 @@ class StageRun:
 
     def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
         _retry(self.client.log_artifact, self.run_id, str(path), artifact_path)
+
+    def log_artifacts(self, *paths: str | os.PathLike) -> None:
+        for path in paths:
+            self.log_artifact(path)
+
+    def log_model(self, path: str | os.PathLike) -> None:
+        """Tag the model file DVC tracks (its md5 is DVC's hash of it): models stay in DVC, not in MLflow."""
+        self.set_tags({"model_md5": files.md5_of(path), "model_path": str(path)})
+
+
+def model_tags(method: str, ratio: float | None, base: str | None) -> dict:
+    """The tags that say which model a run is about: method, ratio ("" for the control) and base optimizer."""
+    return {"method": method, "ratio": "" if ratio is None else ratio, "base_optimizer": base or ""}
 
 
 def project_id(root: Path) -> str:

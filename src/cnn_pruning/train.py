@@ -16,75 +16,80 @@ import math
 import os
 import pickle
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .data import CIFAR10, Split
+from . import schema
+from .data.dataset import CIFAR10
+from .errors import UserError
 from .files import atomic_path
+from .inputs import normalize, to_device
+from .machine import DEVICES, pick_device
 from .model import apply_masks
+from .schema import FLAG, int_list, integer, number, of_type, one_of, setting
 
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
 SCHEDULES = ("cosine", "multistep", "constant")
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite; training stops instead of going on with garbage."""
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 200              # He et al. train 164 epochs with multistep; 200 with cosine is the common recipe
-    batch_size: int = 128          # the paper's mini-batch size
-    schedule: str = "cosine"       # cosine | multistep | constant, stepped every iteration
-    warmup_epochs: float = 0.0     # linear warm-up from ~0 to the base lr
-    milestones: list = field(default_factory=lambda: [100, 150])  # multistep: epochs where lr *= gamma
-    gamma: float = 0.1             # multistep decay factor
-    label_smoothing: float = 0.0   # 0 = plain cross-entropy, as in the paper
-    seed: int = 0                  # init, shuffling and augmentation
-    device: str = "auto"           # auto = cuda if available, else cpu
-    channels_last: str = "auto"    # auto = on: tensor cores on CUDA; 1.17x faster training on the 2-core CPU too
-    amp: str = "auto"              # auto = bf16 autocast on CUDA, off on CPU (0.90x there, even with avx512_bf16)
-    eval_batch_size: int = 1000    # validation/test batch size; does not change results
+    """The recipe that training and fine-tuning share (params.yaml's train and finetune sections)."""
+    epochs: int = setting(200, integer(1), "passes over the training split (200 with cosine is the common recipe)")
+    batch_size: int = setting(128, integer(1), "images per step (He et al. use 128)")
+    schedule: str = setting("cosine", one_of(*SCHEDULES), "learning-rate schedule, stepped every iteration")
+    warmup_epochs: float = setting(0.0, number(0, 1e6), "linear warm-up from ~0 to the base lr, in epochs")
+    milestones: list = setting([100, 150], int_list(0), "multistep only: epochs at which lr *= gamma")
+    gamma: float = setting(0.1, number(0, 1), "multistep decay factor")
+    label_smoothing: float = setting(0.0, number(0, 1, hi_open=True), "0 = plain cross-entropy, as in the paper")
+    seed: int = setting(0, integer(0), "weight init, shuffling and augmentation")
+    device: str = setting("auto", one_of(*DEVICES), "auto = cuda when available, else cpu")
+    channels_last: str = setting("auto", FLAG, "auto = on (measured faster on CUDA and on the CPU, see README)")
+    amp: str = setting("auto", FLAG, "auto = bf16 autocast on cuda, off on cpu (measured slower there)")
+    eval_batch_size: int = setting(1000, integer(1), "validation/test batch size; does not change results")
 
     @classmethod
     def from_params(cls, section: dict) -> "TrainConfig":
-        names = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in section.items() if k in names})
+        """The recipe part of a train or finetune section (the optimizer keys are the caller's)."""
+        names = {f.name for f in schema.fields(TrainConfig)}
+        return schema.build(TrainConfig, {k: v for k, v in section.items() if k in names})
 
 
-# ---------------------------------------------------------------------------------------------- device and tensors
+@dataclass
+class BaseTrainingConfig(TrainConfig):
+    """params.yaml's train section: the recipe plus the optimizers, one base model each."""
+    optimizers: list = setting(["adam", "sgd", "adamax"], of_type(list, text="a list of optimizer names"),
+                               "one base model per entry; any torch.optim class name works")
+    optimizer_params: dict = setting(
+        {"sgd": {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0005},
+         "adam": {"lr": 0.001, "weight_decay": 0.0001}, "adamax": {"lr": 0.002, "weight_decay": 0.0001}},
+        of_type(dict, text="a mapping optimizer -> keyword arguments"), "keyword arguments of each torch.optim class")
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
+@dataclass
+class FinetuneConfig(TrainConfig):
+    """params.yaml's finetune section: the recipe plus one optimizer, the same for every method and the control."""
+    optimizer: str = setting("sgd", of_type(str, text="a torch.optim class name"), "torch.optim class, any case")
+    optimizer_params: dict = setting({"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0005},
+                                     of_type(dict, text="keyword arguments of the optimizer"),
+                                     "keyword arguments of the optimizer")
+
+
+# ---------------------------------------------------------------------------------------------- augmentation
 
 def _flag(value, device: torch.device, auto_on_cpu: bool = False) -> bool:
     """A true/false/"auto" setting: auto = on for CUDA, and on CPU only where measured faster."""
     return (device.type == "cuda" or auto_on_cpu) if value == "auto" else bool(value)
-
-
-def to_device(split: Split, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 N×32×32×3 numpy → uint8 N×3×32×32 tensor on `device`, plus int64 labels."""
-    x = torch.from_numpy(np.ascontiguousarray(split.images.transpose(0, 3, 1, 2))).to(device)
-    return x, torch.from_numpy(split.labels).to(device)
-
-
-def normalize(x_u8: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-    mean = torch.tensor(CIFAR_MEAN, device=x_u8.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(CIFAR_STD, device=x_u8.device).view(1, 3, 1, 1) * 255
-    x = (x_u8.float() - mean) / std
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def augment(x_u8: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -187,8 +192,7 @@ def fit(model: nn.Module, dataset: CIFAR10, optimizer_name: str, hparams: dict, 
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {cfg.epochs} and {cfg.batch_size}")
     device = pick_device(cfg.device)
-    # Measured on the 2-core CPU (ResNet20, batch 128, SGD step): NCHW 552 img/s, channels_last 642, bf16 autocast
-    # 493, both 501. So channels_last is on everywhere and bf16 only on CUDA.
+    # channels_last on everywhere and bf16 only on CUDA: what measured fastest (README, "Training").
     channels_last, amp = _flag(cfg.channels_last, device, auto_on_cpu=True), _flag(cfg.amp, device)
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)

@@ -26,13 +26,30 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+from .. import schema
 from ..model import ResNet20, count_params
+from ..schema import number, of_type, setting
 from . import kmeans_channel, kmeans_shared, l2_unit, magnitude
 from .common import check_model, check_options, check_ratio
 
+# name -> module with an `Options` dataclass (defaults, allowed values, docs) and prune(model, ratio, **options)
 _REGISTRY = {"magnitude": magnitude, "l2_unit": l2_unit, "kmeans_shared": kmeans_shared,
              "kmeans_channel": kmeans_channel}
 METHODS = tuple(_REGISTRY)
+CONTROL = "none"  # the unpruned base, fine-tuned like the methods: the fair reference
+
+
+@dataclass
+class PruneConfig:
+    """params.yaml's prune section: which methods, how much, from which base model."""
+    methods: list = setting([CONTROL, *METHODS], of_type(list, text="a list of method names"),
+                            f"one prune/finetune/evaluate chain per entry; {CONTROL} = the unpruned control")
+    ratio: float = setting(0.5, number(0, 1, hi_open=True),
+                           "fraction removed: weights (magnitude), filters (l2_unit), clusters (k-means)")
+    base: str = setting("sgd", of_type(str, text="an optimizer name from train.optimizers"),
+                        "which optimizer's base model is pruned")
+    options: dict = setting({m: {} for m in (CONTROL, *METHODS)}, of_type(dict, text="a mapping method -> options"),
+                            "per method, only what differs from its defaults (below); one entry per method")
 
 
 @dataclass
@@ -41,10 +58,15 @@ class PruneResult:
     info: dict
 
 
+def options_class(method: str) -> type:
+    """The `Options` dataclass of `method`: its options' defaults, allowed values and docs."""
+    validate(method, 0.0)
+    return _REGISTRY[method].Options
+
+
 def defaults(method: str) -> dict:
     """The options of `method` with their default values."""
-    validate(method, 0.0)
-    return dict(_REGISTRY[method].DEFAULTS)
+    return schema.resolve(options_class(method), {})
 
 
 def validate(method: str, ratio, options: dict | None = None) -> tuple[float, dict]:
@@ -57,8 +79,7 @@ def validate(method: str, ratio, options: dict | None = None) -> tuple[float, di
     ratio = check_ratio(ratio)
     if options is not None and not isinstance(options, dict):
         raise ValueError(f"pruning options must be a dict of option names to values, got {options!r}")
-    module = _REGISTRY[method]
-    return ratio, check_options(method, dict(options or {}), module.DEFAULTS, module.ALLOWED)
+    return ratio, check_options(method, dict(options or {}), _REGISTRY[method].Options)
 
 
 def prune(model: ResNet20, method: str, ratio: float, **options) -> PruneResult:
@@ -77,4 +98,5 @@ def masked_zeros(model: ResNet20) -> int:
     return sum(int((~keep).sum()) for keep in model.masks.values())
 
 
-__all__ = ["METHODS", "PruneResult", "defaults", "masked_zeros", "prune", "validate"]
+__all__ = ["CONTROL", "METHODS", "PruneConfig", "PruneResult", "defaults", "masked_zeros", "options_class", "prune",
+           "validate"]

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .. import schema
+from ..fold import fold
 from ..model import ResNet20, SharedConv2d, apply_masks
 
 # ---------------------------------------------------------------------------------------------- checks and counts
@@ -28,35 +30,17 @@ def check_ratio(ratio) -> float:
     return float(ratio)
 
 
-def _describe(allowed) -> str:
-    if isinstance(allowed, range):
-        return f"an integer in [{allowed.start}, {allowed.stop - 1}]"
-    return " or ".join(repr(a) for a in allowed)
-
-
-def check_options(method: str, options: dict, defaults: dict, allowed: dict) -> dict:
-    """Defaults overlaid with `options`; an unknown name, a value of the wrong type or outside `allowed` raises.
-
-    The type must be the default's (a bool is not an int here, so seed=True is refused), and the value must be in
-    allowed[name]: a tuple of choices or a range of integers.
-    """
-    unknown = sorted(set(options) - set(defaults), key=str)
+def check_options(method: str, options: dict, options_class: type) -> dict:
+    """The method's defaults overlaid with `options`; an unknown name, or a value its rule refuses (of another type
+    than the default's too: seed=True is refused), raises a ValueError naming it and what is allowed."""
+    found = schema.problems(options_class, options, require_all=False)
+    unknown = [p.key for p in found if p.kind == "unknown"]
     if unknown:
         raise ValueError(f"pruning method {method!r}: unknown option(s) {', '.join(map(repr, unknown))}; "
-                         f"allowed options: {', '.join(defaults) or 'none'}")
-    for name, value in options.items():
-        default = defaults[name]
-        if isinstance(default, bool):
-            right_type = isinstance(value, bool)
-        elif isinstance(default, int):
-            right_type = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-        else:
-            right_type = isinstance(value, type(default))
-        if not right_type or value not in allowed[name]:
-            raise ValueError(f"pruning method {method!r}: option {name}={value!r} is not allowed; "
-                             f"allowed: {_describe(allowed[name])}")
-    return {**defaults, **{k: int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v
-                           for k, v in options.items()}}
+                         f"allowed options: {', '.join(f.name for f in schema.fields(options_class)) or 'none'}")
+    for p in found:
+        raise ValueError(f"pruning method {method!r}: option {p.key}={p.value!r} is not allowed; allowed: {p.allowed}")
+    return schema.resolve(options_class, options)
 
 
 def check_model(model) -> None:
@@ -97,14 +81,11 @@ def filter_norms(weight: torch.Tensor) -> torch.Tensor:
     return weight.detach().flatten(1).norm(dim=1)
 
 
-@torch.no_grad()
 def folded_filters(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> np.ndarray:
     """Each filter with its BatchNorm (running statistics, i.e. eval mode) folded in, plus the folded bias, as
-    float64 rows: two rows are equal exactly when the two channels give the same output after BN."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    w = conv.weight.flatten(1) * scale[:, None]
-    b = bn.bias - bn.running_mean * scale
-    return torch.cat([w, b[:, None]], 1).double().cpu().numpy()
+    float64 rows (cnn_pruning.fold): two rows are equal exactly when the two channels give the same output after BN."""
+    weight, bias = fold(conv, bn)
+    return torch.cat([weight.flatten(1), bias[:, None]], 1).cpu().numpy()
 
 
 def kmeans(points: np.ndarray, k: int, seed: int, n_init: int) -> tuple[np.ndarray, np.ndarray]:

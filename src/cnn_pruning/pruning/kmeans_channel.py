@@ -3,11 +3,7 @@
     result = pruning.prune(model, "kmeans_channel", 0.5)               # merge=True: C-SGD-style merged weights
     result = pruning.prune(model, "kmeans_channel", 0.5, merge=False, seed=1, n_init=8)
 
-Options:
-    seed     0 (default): random_state of scikit-learn's KMeans (k-means++ init).
-    n_init   4 (default): k-means restarts; the best one is kept.
-    merge    True (default): conv2's input weights of a cluster's members are summed into the kept channel;
-             False: they are dropped (plain channel pruning with a clustering criterion).
+Options: the `Options` dataclass below (default, allowed values and a line each; the README's settings table).
 
 For the first conv of each residual block (n filters, the block's inner width): BN1 is folded into the filters,
 w * gamma / sqrt(var + eps) flattened plus the folded bias beta - gamma * mean / sqrt(var + eps), so two channels
@@ -25,13 +21,22 @@ indices] for each kept channel, in the kept order]}}; indices refer to the origi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..model import ResNet20
+from ..schema import BOOLEAN, integer, setting
 from .common import folded_filters, kmeans, n_kept, remove_inner_channels
 
-DEFAULTS = {"seed": 0, "n_init": 4, "merge": True}
-ALLOWED = {"seed": range(0, 2**32), "n_init": range(1, 1001), "merge": (False, True)}
+
+@dataclass
+class Options:
+    """k-means channel clustering's options."""
+    seed: int = setting(0, integer(0, 2**32 - 1), "random_state of scikit-learn's KMeans (k-means++ init)")
+    n_init: int = setting(4, integer(1, 1000), "k-means restarts; the best one is kept")
+    merge: bool = setting(True, BOOLEAN, "sum conv2's input weights of a cluster into the kept channel (C-SGD); "
+                          "false: drop them")
 
 
 def prune(model: ResNet20, ratio: float, seed: int, n_init: int, merge: bool) -> tuple[ResNet20, dict]:

@@ -3,10 +3,7 @@
     result = pruning.prune(model, "kmeans_shared", 0.75)               # each conv keeps a quarter of its filters
     result = pruning.prune(model, "kmeans_shared", 0.75, seed=1, n_init=8, include_stem=False)
 
-Options:
-    seed          0 (default): random_state of scikit-learn's KMeans (k-means++ init); same seed, same result.
-    n_init        4 (default): k-means restarts; the best (lowest inertia) one is kept.
-    include_stem  True (default): also share the stem conv's filters.
+Options: the `Options` dataclass below (default, allowed values and a line each; the README's settings table).
 
 For a conv of n filters, k = n - round(ratio * n) (at least 1; the package-wide counting rule, which equals
 max(1, round((1 - ratio) * n)) for ResNet20's even widths). KMeans runs over the flattened filters (float64) and the
@@ -24,14 +21,22 @@ info: layers = {conv name: {n_filters, k_target, k, assignment: [cluster of each
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from ..model import ResNet20
+from ..schema import BOOLEAN, integer, setting
 from .common import conv_names, kmeans, n_kept
 
-DEFAULTS = {"seed": 0, "n_init": 4, "include_stem": True}
-ALLOWED = {"seed": range(0, 2**32), "n_init": range(1, 1001), "include_stem": (False, True)}
+
+@dataclass
+class Options:
+    """k-means weight sharing's options."""
+    seed: int = setting(0, integer(0, 2**32 - 1), "random_state of scikit-learn's KMeans (k-means++ init)")
+    n_init: int = setting(4, integer(1, 1000), "k-means restarts; the best (lowest inertia) one is kept")
+    include_stem: bool = setting(True, BOOLEAN, "also share the stem conv's filters")
 
 
 def distinct_in_order(filters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,8 +3,7 @@
     result = pruning.prune(model, "l2_unit", 0.5)                      # stem included
     result = pruning.prune(model, "l2_unit", 0.5, include_stem=False)
 
-Options:
-    include_stem  True (default): also prune the stem conv's filters (zeroed, see below).
+Options: the `Options` dataclass below (default, allowed values and a line each; the README's settings table).
 
 Every prunable conv of n filters loses min(round(ratio * n), n - 1) of them (one filter always stays), chosen by the
 L2 norm of the filters of the ORIGINAL model (stable sort: ties go to the lower index). What "lose" means depends on
@@ -21,11 +20,17 @@ original model's filters.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..model import ResNet20
+from ..schema import BOOLEAN, setting
 from .common import filter_norms, n_removed, remove_inner_channels, smallest, zero_units
 
-DEFAULTS = {"include_stem": True}
-ALLOWED = {"include_stem": (False, True)}
+
+@dataclass
+class Options:
+    """L2 filter pruning's options."""
+    include_stem: bool = setting(True, BOOLEAN, "also prune the stem conv's filters (zeroed: they feed the residual sum)")
 
 
 def prune(model: ResNet20, ratio: float, include_stem: bool) -> tuple[ResNet20, dict]:

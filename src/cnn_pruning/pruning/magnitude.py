@@ -3,12 +3,7 @@
     result = pruning.prune(model, "magnitude", 0.9)                    # global: 90% of all conv weights
     result = pruning.prune(model, "magnitude", 0.5, scope="layer", include_fc=True)
 
-Options:
-    scope         "global" (default): rank all prunable weights together, so layers lose different fractions;
-                  "layer": every prunable weight tensor loses the same fraction.
-    include_stem  False (default): the first conv (3 input channels, 432 weights) is left alone; pruning it hurts
-                  most and saves least.
-    include_fc    False (default): the classifier is left alone.
+Options: the `Options` dataclass below (default, allowed values and a line each; the README's settings table).
 
 Prunable weights are the conv weights (and fc.weight with include_fc). Exactly round(ratio * N) entries are zeroed:
 N = all prunable entries (global) or each tensor's entries (layer). Positions come from a stable sort of |w|, not
@@ -21,13 +16,22 @@ info: scope, prunable (N), zeroed (total), layers = {param name: {numel, zeroed}
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..model import ResNet20
+from ..schema import BOOLEAN, one_of, setting
 from .common import conv_names, n_removed, set_mask, smallest
 
-DEFAULTS = {"scope": "global", "include_stem": False, "include_fc": False}
-ALLOWED = {"scope": ("global", "layer"), "include_stem": (False, True), "include_fc": (False, True)}
+
+@dataclass
+class Options:
+    """Magnitude pruning's options."""
+    scope: str = setting("global", one_of("global", "layer"),
+                         "global: rank all prunable weights together; layer: each tensor loses the same fraction")
+    include_stem: bool = setting(False, BOOLEAN, "prune the first conv too (432 weights; hurts most, saves least)")
+    include_fc: bool = setting(False, BOOLEAN, "prune the classifier too")
 
 
 def prunable(model: ResNet20, include_stem: bool, include_fc: bool) -> list[str]:

@@ -1,0 +1,34 @@
+"""What every stage script's command line shares: paths as arguments, and a clean exit on expected errors.
+
+    parser = argparse.ArgumentParser(...)
+    add_paths(parser, FitOutputs)      # --model, --metrics, ...: one required flag per field of a paths dataclass
+    run_stage(main, parser)            # main(**parsed arguments); an expected error: one line on stderr, exit 1
+
+Paths live in dvc.yaml and reach the stages as arguments, so each is written once, beside the deps and outs DVC
+tracks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Callable
+
+from .errors import EXPECTED
+
+
+def add_paths(parser: argparse.ArgumentParser, paths: type) -> None:
+    """A required --<field> flag for every field of the dataclass `paths` (field comments say what each holds)."""
+    for f in dataclasses.fields(paths):
+        parser.add_argument(f"--{f.name}", required=True, help=f"path of the {f.name} file")
+
+
+def run_stage(main: Callable[..., None], parser: argparse.ArgumentParser, argv: list[str] | None = None) -> None:
+    """Call main(**parsed arguments); an expected error prints `error: <message>` and exits with status 1."""
+    args = parser.parse_args(argv)
+    try:
+        main(**vars(args))
+    except EXPECTED as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,64 @@
+"""What the train and finetune stages do and write: train a model with the recipe, then save the model, its metrics,
+timing, per-epoch history and chart, logging each epoch and each file to the stage's tracking run.
+
+    outputs = FitOutputs(model="models/base/sgd.pt", metrics="metrics/train/sgd.json", ...)   # paths: dvc.yaml's
+    fit_and_save(ResNet20(), ds, stage="train", name="sgd", optimizer="sgd", hparams={...}, cfg=cfg, run=run,
+                 outputs=outputs, resume_key=files.fingerprint(...), meta={"optimizer": "sgd"})
+
+Nothing here imports mlflow: the stage passes in the run it got from cnn_pruning.tracking.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from . import charts, files, measure
+from .data.dataset import CIFAR10
+from .machine import device_tags, machine_load, pick_device
+from .model import ResNet20, count_params, save_checkpoint
+from .train import HISTORY_COLUMNS, TrainConfig, fit
+
+
+@dataclass(frozen=True)
+class FitOutputs:
+    """Where a training run's files go (the stage's arguments, from dvc.yaml)."""
+    model: str      # the checkpoint
+    metrics: str    # accuracies, params, epochs: identical for identical inputs on CPU
+    timing: str     # seconds and images/s, kept apart so the rest compares exactly
+    history: str    # one CSV row per epoch
+    chart: str      # loss and accuracy per epoch (PNG)
+    resume: str     # scratch state after every epoch; a crash resumes from it, success removes it
+
+
+def fit_and_save(model: ResNet20, ds: CIFAR10, *, stage: str, name: str, optimizer: str, hparams: dict,
+                 cfg: TrainConfig, run, outputs: FitOutputs, resume_key: str, meta: dict) -> dict:
+    """Train `model` with the recipe, write every file in `outputs` and log them; returns the metrics."""
+    device = pick_device(cfg.device)
+    history = fit(model, ds, optimizer, hparams, cfg, resume_path=outputs.resume, resume_key=resume_key,
+                  on_epoch=lambda row: run.log_metrics({k: v for k, v in row.items() if k != "epoch"},
+                                                       step=row["epoch"]),
+                  desc=f"{stage}-{name}")
+    # The same fp32 accuracy function as the prune and evaluate stages (fit's per-epoch validation may use bf16).
+    test = measure.accuracy(model, ds.test, cfg.eval_batch_size, device)
+    test_acc = test["accuracy"]
+    best = max(history, key=lambda r: r["val_acc"])
+    labels = {k: v for k, v in meta.items() if not isinstance(v, (dict, list))}  # method, ratio, ...: not the details
+    metrics = {**labels, "test_acc": test_acc, "test_per_class_acc": test["per_class"], "best_val_acc": best["val_acc"],
+               "best_val_epoch": best["epoch"], "last_val_acc": history[-1]["val_acc"],
+               "params": count_params(model), "epochs": len(history), "train_images": len(ds.train.labels)}
+    seconds = [r["seconds"] for r in history]
+    timing = {"seconds_per_epoch_median": statistics.median(seconds), "seconds_total": sum(seconds),
+              "images_per_second_median": len(ds.train.labels) / statistics.median(seconds), **device_tags(device),
+              **machine_load()}  # two queue workers on two cores: not comparable with a quiet run
+    save_checkpoint(outputs.model, model, meta={**meta, "stage": stage, "test_acc": test_acc})
+    files.write_json(outputs.metrics, metrics)
+    files.write_json(outputs.timing, timing)
+    files.write_csv(outputs.history, history, HISTORY_COLUMNS)
+    charts.plot_history(history, outputs.chart, f"ResNet20, {stage} {name}: loss and accuracy per epoch")
+    run.log_metrics({k: v for k, v in {**metrics, **timing}.items() if k not in ("epochs", "best_val_epoch")})
+    run.log_model(outputs.model)
+    run.log_artifacts(outputs.metrics, outputs.timing, outputs.history, outputs.chart)
+    files.remove(outputs.resume)  # finished: the next run must start from scratch, not resume
+    print(f"{stage}-{name}: test_acc {test_acc:.4f}, best val_acc {best['val_acc']:.4f} (epoch {best['epoch']})")
+    return metrics

@@ -1,0 +1,99 @@
+"""dvc.yaml states each stage's code deps exactly: the modules its script imports, followed within cnn_pruning.
+
+A missing dep would leave a stale cached result after a code change; an extra one reruns a stage for nothing. Both
+fail here, naming the stage and the files. The imports are read from the source (ast), including imports inside
+functions, so a lazily imported module counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cnn_pruning import schema
+from cnn_pruning.train import TrainConfig
+from conftest import REPO
+
+SRC = REPO / "src"
+# Modules whose changes decide no output, each with the reason; the traversal does not follow their imports either.
+EXEMPT = {"cnn_pruning.tracking": "MLflow logging: what a run records changes no stage output"}
+DVC_YAML = yaml.safe_load((REPO / "dvc.yaml").read_text())
+
+
+def module_file(name: str) -> Path | None:
+    base = SRC / Path(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def package_of(path: Path) -> str:
+    """The package a source file's relative imports start from."""
+    return ".".join(path.relative_to(SRC).parts[:-1])  # a package's __init__.py and its modules alike
+
+
+def imported_modules(path: Path) -> set[str]:
+    """cnn_pruning modules (and their parent packages) that importing `path` executes."""
+    found = set()
+    package = package_of(path) if path.is_relative_to(SRC) else ""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            found.add(target)
+            found |= {f"{target}.{a.name}" for a in node.names if module_file(f"{target}.{a.name}")}
+    ours = {m for m in found if m.split(".")[0] == "cnn_pruning" and module_file(m)}
+    return {".".join(m.split(".")[:i]) for m in ours for i in range(1, len(m.split(".")) + 1)}
+
+
+def closure(script: Path) -> set[Path]:
+    seen, todo = set(), sorted(imported_modules(script))
+    while todo:
+        name = todo.pop()
+        if name in seen or name in EXEMPT:
+            continue
+        seen.add(name)
+        todo += sorted(imported_modules(module_file(name)) - seen)
+    return {module_file(m) for m in seen}
+
+
+def declared_code(stage: dict) -> set[Path]:
+    out = set()
+    for dep in stage.get("deps", []):
+        path = REPO / dep
+        if dep.startswith("src/"):
+            out |= set(path.rglob("*.py")) if path.is_dir() else {path}
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(DVC_YAML["stages"]))
+def test_code_deps_are_exactly_what_the_stage_imports(name):
+    stage = DVC_YAML["stages"][name]
+    script = next(word for word in stage["cmd"].split() if word.startswith("stages/"))
+    assert script in stage["deps"], f"{name}: its script {script} is not a dep"
+    needed, declared = closure(REPO / script), declared_code(stage)
+    rel = lambda paths: sorted(str(p.relative_to(REPO)) for p in paths)  # noqa: E731
+    assert not needed - declared, f"{name}: dvc.yaml misses code deps {rel(needed - declared)}"
+    assert not declared - needed, f"{name}: dvc.yaml lists code it does not import {rel(declared - needed)}"
+
+
+def test_the_train_stage_declares_every_recipe_key_and_nothing_else():
+    declared = [p for p in DVC_YAML["stages"]["train"]["params"] if not p.startswith("train.optimizer_params.")]
+    assert declared == [f"train.{f.name}" for f in schema.fields(TrainConfig)]
+
+
+def test_the_traversal_sees_relative_lazy_and_package_imports():
+    """The helper itself: a relative import, one inside a function, and a package's __init__ all count."""
+    needed = {str(p.relative_to(SRC)) for p in closure(REPO / "stages" / "download.py")}
+    assert {"cnn_pruning/__init__.py", "cnn_pruning/data/__init__.py", "cnn_pruning/data/source.py",
+            "cnn_pruning/errors.py"} <= needed
+    assert "cnn_pruning/tracking.py" not in needed and "cnn_pruning/train.py" not in needed
