@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -70,6 +71,13 @@ def zip_dir(folder: Path, out: Path) -> Path:
         for p in sorted(folder.rglob("*")):
             zf.write(p, p.relative_to(folder.parent))
     return out
+
+
+def free_port() -> int:
+    """A port nothing listens on right now on 127.0.0.1 (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------------------------- pipeline copies

@@ -86,3 +86,42 @@ def test_command_line_exit_codes(tmp_path, capsys):
     bad.write_text(yaml.safe_dump(with_change("prune.ratio", 1.5)))
     assert config.main([str(bad)]) == 1
     assert "prune.ratio = 1.5" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- one source of truth
+
+@pytest.mark.parametrize("section", config.SECTIONS)
+def test_the_shipped_params_yaml_holds_exactly_the_defaults_the_code_defines(section):
+    """A default changed in code but not in params.yaml (or the reverse) fails here: the two cannot drift apart."""
+    cls = config.SECTIONS[section]
+    assert config.schema.build(cls, DEFAULTS[section]) == cls()
+
+
+def test_every_registered_method_has_an_options_entry_and_its_defaults_come_from_code():
+    assert set(DEFAULTS["prune"]["options"]) == {*config.pruning.METHODS, config.pruning.CONTROL}
+    assert any("prune.options has no entry for 'l2_unit'; add `l2_unit: {}`" in p
+               for p in config.problems(with_change("prune.options.l2_unit", None, delete=True)))
+    assert config.problems(with_change("prune.options.magnitude", {"scope": "layer"})) == []
+    assert config.pruning.defaults("magnitude")["scope"] == "global"  # from magnitude.Options, not from params.yaml
+
+
+def test_the_control_takes_no_options():
+    assert any("prune.options.none = {'seed': 1} is not allowed" in p
+               for p in config.problems(with_change("prune.options.none", {"seed": 1})))
+
+
+def test_the_readme_settings_tables_are_the_generated_ones():
+    readme = (REPO / "README.md").read_text()
+    begin, end = "<!-- settings: python -m cnn_pruning.config --show -->\n", "<!-- /settings -->"
+    assert begin in readme and end in readme
+    shown = readme.split(begin, 1)[1].split(end, 1)[0]
+    assert shown == config.settings_markdown(), "README's settings are stale: paste `python -m cnn_pruning.config --show`"
+
+
+def test_show_prints_every_key_with_its_allowed_values(capsys):
+    assert config.main(["--show"]) == 0
+    out = capsys.readouterr().out
+    for section, cls in config.SECTIONS.items():
+        for name, *_ in config.schema.rows(cls):
+            assert f"`{section}.{name}`" in out
+    assert "| `kmeans_channel.merge` | `true` | False or True |" in out

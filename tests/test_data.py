@@ -150,55 +150,42 @@ def test_wrong_layout_lists_what_was_expected(tmp_path):
         prepare(folder, tmp_path)
 
 
-def test_missing_class_folder_is_named(tmp_path):
-    folder = make_image_folder(tmp_path / "c", 2, 1)
-    for p in (folder / "test" / "horse").iterdir():
+def _remove_class(folder: Path, split: str, name: str, keep_folder: bool) -> None:
+    for p in (folder / split / name).iterdir():
         p.unlink()
-    (folder / "test" / "horse").rmdir()
-    with pytest.raises(DataError, match=r"test: class folders.*missing \['horse'\]"):
-        prepare(folder, tmp_path)
-    assert_no_output(tmp_path)
+    if not keep_folder:
+        (folder / split / name).rmdir()
 
 
-def test_empty_class_folder_is_named(tmp_path):
-    folder = make_image_folder(tmp_path / "c", 2, 1)
-    for p in (folder / "train" / "cat").iterdir():
-        p.unlink()
-    with pytest.raises(DataError, match="train/cat: class folder has no images"):
-        prepare(folder, tmp_path)
-
-
-def test_image_of_wrong_size_is_named(tmp_path):
-    folder = make_image_folder(tmp_path / "c", 2, 1)
-    Image.new("RGB", (31, 32)).save(folder / "train" / "dog" / "0001.png")
-    with pytest.raises(DataError, match=r"train/dog/0001.png: expected a 32x32 RGB image, got 31x32"):
-        prepare(folder, tmp_path)
-    assert_no_output(tmp_path)
-
-
-def test_grayscale_image_is_rejected(tmp_path):
-    folder = make_image_folder(tmp_path / "c", 2, 1)
-    Image.new("L", (32, 32)).save(folder / "test" / "ship" / "0000.png")
-    with pytest.raises(DataError, match=r"test/ship/0000.png: expected a 32x32 RGB image.*1 channel"):
-        prepare(folder, tmp_path)
-
-
-def test_non_image_file_in_class_folder_is_an_error_not_skipped(tmp_path):
-    folder = make_image_folder(tmp_path / "c", 2, 1)
-    (folder / "train" / "frog" / "notes.txt").write_text("hi")
-    with pytest.raises(DataError, match="train/frog/notes.txt: not an image file"):
-        prepare(folder, tmp_path)
-    (folder / "train" / "frog" / "notes.txt").unlink()
-    (folder / "train" / "frog" / "broken.png").write_bytes(b"not really a png")
-    with pytest.raises(DataError, match="train/frog/broken.png: cannot be read as an image"):
-        prepare(folder, tmp_path)
-
-
-def test_folder_inside_a_class_folder_is_named(tmp_path):
-    folder = make_image_folder(tmp_path / "c", 2, 1)
+def _nested_folder(folder: Path) -> None:
     (folder / "train" / "deer" / "more").mkdir()
     Image.fromarray(class_images(4, 1, 0)[0]).save(folder / "train" / "deer" / "more" / "0000.png")
-    with pytest.raises(DataError, match="train/deer/more: a folder inside a class folder"):
+
+
+# (what breaks the folder, the error that must name it)
+BROKEN_FOLDERS = {
+    "missing class": (lambda f: _remove_class(f, "test", "horse", keep_folder=False),
+                      r"test: class folders.*missing \['horse'\]"),
+    "empty class": (lambda f: _remove_class(f, "train", "cat", keep_folder=True),
+                    "train/cat: class folder has no images"),
+    "wrong size": (lambda f: Image.new("RGB", (31, 32)).save(f / "train" / "dog" / "0001.png"),
+                   r"train/dog/0001.png: expected a 32x32 RGB image, got 31x32"),
+    "grayscale": (lambda f: Image.new("L", (32, 32)).save(f / "test" / "ship" / "0000.png"),
+                  r"test/ship/0000.png: expected a 32x32 RGB image.*1 channel"),
+    "non-image file": (lambda f: (f / "train" / "frog" / "notes.txt").write_text("hi"),
+                       "train/frog/notes.txt: not an image file"),  # an error, not skipped
+    "unreadable image": (lambda f: (f / "train" / "frog" / "broken.png").write_bytes(b"not really a png"),
+                         "train/frog/broken.png: cannot be read as an image"),
+    "folder in a class folder": (_nested_folder, "train/deer/more: a folder inside a class folder"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_FOLDERS)
+def test_a_broken_image_folder_is_named_and_leaves_no_output(tmp_path, case):
+    folder = make_image_folder(tmp_path / "c", 2, 1)
+    breaks, message = BROKEN_FOLDERS[case]
+    breaks(folder)
+    with pytest.raises(DataError, match=message):
         prepare(folder, tmp_path)
     assert_no_output(tmp_path)
 

@@ -8,14 +8,12 @@ import io
 import json
 import re
 import shutil
-import subprocess
 import time
 
-import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import copy_finished, ran_stages, run, tool_env
+from conftest import copy_finished, ran_stages, run
 
 UPSTREAM = {"download", "train@adam", "train@sgd", "train@adamax", "evaluate_base@adam", "evaluate_base@sgd",
             "evaluate_base@adamax", "sweep@magnitude", "sweep@l2_unit", "sweep@kmeans_shared", "sweep@kmeans_channel"}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TINY_OVERRIDES, copy_repo, run, tool_env
+from conftest import REPO, TINY_OVERRIDES, copy_repo, free_port, run, tool_env
 
 SCRIPT = REPO / "tools" / "mlflow_server.sh"
 EXPERIMENT = "resnet20-pruning"
@@ -38,13 +37,6 @@ EXPECTED_RUNS = {
     "sweep-magnitude": "sweep",
     "report": "report",
 }
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def api(uri: str, endpoint: str, body: dict | None = None, **query) -> dict:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,18 +22,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from cnn_pruning import tracking
-from conftest import tool_env
+from conftest import free_port, tool_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium)")
 
 EXPERIMENT = "ui-check"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_health(uri: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:

@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from conftest import TINY_OVERRIDES, copy_finished, copy_repo, output_hashes, ran_stages, run, set_params, tool_env
+from conftest import TINY_OVERRIDES, copy_finished, copy_repo, output_hashes, ran_stages, run, tool_env
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,8 @@
 #
 #   tools/tiny_outputs.sh HEAD~3 > before.txt; tools/tiny_outputs.sh HEAD > after.txt; diff before.txt after.txt
 #
+# Optional: TARGETS="prune@kmeans_channel" runs only those stages (and what they need); KEEP=DIR copies the
+# outputs there to compare them in detail.
 # Uses the current checkout's .venv (make setup) for every revision; the work folder is removed afterwards. The
 # tiny source is built once and kept (its path and md5 are recorded in the data file, so both runs must share it).
 set -euo pipefail
@@ -32,6 +34,7 @@ conftest.set_params(Path("."), {**conftest.TINY_OVERRIDES, "data": {**conftest.T
                                                                     "source": str(source)}})
 EOF
 # The package under test is this revision's: the venv's editable install points at the main checkout.
-PYTHONPATH="$work/repo/src" dvc repro -q >"$work/repro.log" 2>&1 || { tail -30 "$work/repro.log" >&2; exit 1; }
+PYTHONPATH="$work/repo/src" dvc repro -q ${TARGETS:-} >"$work/repro.log" 2>&1 || { tail -30 "$work/repro.log" >&2; exit 1; }
+[ -z "${KEEP:-}" ] || { mkdir -p "$KEEP"; cp -r metrics "$KEEP"/; }
 find data metrics/data.json metrics/train metrics/prune metrics/finetune -type f \
-    \( -name '*.npz' -o -name '*.json' \) ! -name '*.timing.json' | sort | xargs md5sum
+    \( -name '*.npz' -o -name '*.json' \) ! -name '*.timing.json' 2>/dev/null | sort | xargs md5sum

@@ -46,13 +46,13 @@ def conv_bn_pairs(model: nn.Module) -> dict[str, str]:
 
 
 @torch.no_grad()
-def fold(conv: nn.Module, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """(weight, bias) in float64 of the single conv equal to `conv` followed by `bn` in eval mode."""
-    scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+def fold(conv: nn.Module, bn: nn.BatchNorm2d, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of the single conv equal to `conv` followed by `bn` in eval mode, computed in `dtype`."""
+    scale = bn.weight.to(dtype) / torch.sqrt(bn.running_var.to(dtype) + bn.eps)
     bias = getattr(conv, "bias", None)
-    bias = bias.double() if bias is not None else torch.zeros_like(scale)
-    weight = conv.weight.double() * scale.view(-1, *([1] * (conv.weight.dim() - 1)))
-    return weight, (bias - bn.running_mean.double()) * scale + bn.bias.double()
+    bias = bias.to(dtype) if bias is not None else torch.zeros_like(scale)
+    weight = conv.weight.to(dtype) * scale.view(-1, *([1] * (conv.weight.dim() - 1)))
+    return weight, (bias - bn.running_mean.to(dtype)) * scale + bn.bias.to(dtype)
 
 
 @torch.no_grad()

@@ -46,6 +46,12 @@ def setting(default: Any, rule: Rule, doc: str) -> Any:
     return dataclasses.field(default=default, metadata=meta)
 
 
+def override(cls, name: str, default: Any) -> Any:
+    """The field `name` of `cls` with another default, same rule and doc (a subclass's own default)."""
+    f = {f.name: f for f in fields(cls)}[name]
+    return setting(default, f.metadata["rule"], f.metadata["doc"])
+
+
 # ---------------------------------------------------------------------------------------------- rules
 
 def _is_int(v) -> bool:

@@ -79,6 +79,8 @@ class BaseTrainingConfig(TrainConfig):
 @dataclass
 class FinetuneConfig(TrainConfig):
     """params.yaml's finetune section: the recipe plus one optimizer, the same for every method and the control."""
+    epochs: int = schema.override(TrainConfig, "epochs", 30)
+    milestones: list = schema.override(TrainConfig, "milestones", [15, 25])
     optimizer: str = setting("sgd", of_type(str, text="a torch.optim class name"), "torch.optim class, any case")
     optimizer_params: dict = setting({"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0005},
                                      of_type(dict, text="keyword arguments of the optimizer"),

@@ -83,9 +83,11 @@ def filter_norms(weight: torch.Tensor) -> torch.Tensor:
 
 def folded_filters(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> np.ndarray:
     """Each filter with its BatchNorm (running statistics, i.e. eval mode) folded in, plus the folded bias, as
-    float64 rows (cnn_pruning.fold): two rows are equal exactly when the two channels give the same output after BN."""
-    weight, bias = fold(conv, bn)
-    return torch.cat([weight.flatten(1), bias[:, None]], 1).cpu().numpy()
+    float64 rows (cnn_pruning.fold): two rows are equal exactly when the two channels give the same output after BN.
+    Folded in float32, as kmeans_channel always has: float64 arithmetic moves near-ties between clusters of a barely
+    trained model, and with them which channels are kept, so results would change for no gain."""
+    weight, bias = fold(conv, bn, dtype=torch.float32)
+    return torch.cat([weight.flatten(1), bias[:, None]], 1).double().cpu().numpy()
 
 
 def kmeans(points: np.ndarray, k: int, seed: int, n_init: int) -> tuple[np.ndarray, np.ndarray]:
