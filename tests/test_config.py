@@ -112,10 +112,20 @@ def test_the_control_takes_no_options():
 
 def test_the_readme_settings_tables_are_the_generated_ones():
     readme = (REPO / "README.md").read_text()
-    begin, end = "<!-- settings: python -m cnn_pruning.config --show -->\n", "<!-- /settings -->"
-    assert begin in readme and end in readme
-    shown = readme.split(begin, 1)[1].split(end, 1)[0]
-    assert shown == config.settings_markdown(), "README's settings are stale: paste `python -m cnn_pruning.config --show`"
+    assert config.README_BEGIN in readme and config.README_END in readme
+    shown = readme.split(config.README_BEGIN, 1)[1].split(config.README_END, 1)[0]
+    assert shown == config.settings_markdown(), "stale: run `python -m cnn_pruning.config --update README.md`"
+
+
+def test_update_rewrites_only_the_settings_block(tmp_path):
+    page = tmp_path / "README.md"
+    page.write_text(f"# Title\n\n{config.README_BEGIN}old\n{config.README_END}\n\n## After\n")
+    assert config.main(["--update", str(page)]) == 0
+    assert page.read_text() == (f"# Title\n\n{config.README_BEGIN}{config.settings_markdown()}{config.README_END}"
+                                "\n\n## After\n")
+    page.write_text("# no block\n")
+    with pytest.raises(config.ConfigError, match="no <!-- settings"):
+        config.update_readme(str(page))
 
 
 def test_show_prints_every_key_with_its_allowed_values(capsys):

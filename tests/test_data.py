@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import threading
@@ -21,6 +22,17 @@ from conftest import SHARED_JPG, SHARED_JPG_MD5, class_images, make_image_folder
 def prepare(source, tmp_path, md5=None, **kw):
     kw.setdefault("val_size", 10)
     return preparing.prepare(str(source), md5, tmp_path / "out" / "cifar10.npz", root=tmp_path, **kw)
+
+
+@contextlib.contextmanager
+def serving(handler):
+    """A local HTTP server for the duration; yields the URL of the official tarball's name on it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/cifar-10-python.tar.gz"
+    finally:
+        server.shutdown()
 
 
 def assert_no_output(tmp_path):
@@ -91,10 +103,7 @@ def test_http_download_checks_md5_and_caches(tmp_path):
     tarball = tar_gz(batches, tmp_path / "srv" / "cifar-10-python.tar.gz")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "srv"))
     handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/cifar-10-python.tar.gz"
+    with serving(handler) as url:
         md5 = source.calculate_md5(str(tarball))
         cache = tmp_path / "cache"
         ds = preparing.prepare(url, md5, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0, cache_dir=cache)
@@ -106,8 +115,6 @@ def test_http_download_checks_md5_and_caches(tmp_path):
         # The failed download is removed: nothing half-written stays in the cache.
         assert not any(p.is_file() for p in (tmp_path / "cache2").rglob("*"))
         assert not (tmp_path / "bad" / "c.npz").exists()
-    finally:
-        server.shutdown()
 
 
 # ---------------------------------------------------------------------------------------------- bad sources
@@ -365,13 +372,8 @@ def test_a_download_cut_off_midway_leaves_nothing_behind(tmp_path):
         def log_message(self, *a):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HalfBody)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/cifar-10-python.tar.gz"
+    with serving(HalfBody) as url:
         with pytest.raises(DataError, match=r"cifar-10-python.tar.gz"):
             preparing.prepare(url, None, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0, cache_dir=tmp_path / "dl")
         assert not any(p.is_file() for p in (tmp_path / "dl").rglob("*")), list((tmp_path / "dl").rglob("*"))
         assert_no_output(tmp_path)
-    finally:
-        server.shutdown()

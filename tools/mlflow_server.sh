@@ -81,6 +81,14 @@ kill_group() {
     sleep 0.5
 }
 
+# The running server ($pid), in words on stderr starting with $1, and the line to eval on stdout.
+announce_running() {
+    local port
+    port="$(cat "$PORTFILE" 2>/dev/null || echo "$PORT")"
+    echo "$1 (pid $pid) on http://$HOST:$port, store $DIR" >&2
+    echo "export MLFLOW_TRACKING_URI=http://$HOST:$port"
+}
+
 cmd="${1:-}"
 [[ -n "$cmd" ]] || usage
 shift
@@ -106,9 +114,7 @@ pid="$(cat "$PIDFILE" 2>/dev/null || true)"
 case "$cmd" in
 start)
     if is_our_server "$pid"; then
-        running_port="$(cat "$PORTFILE" 2>/dev/null || echo "$PORT")"
-        echo "MLflow server already running (pid $pid) for $DIR on port $running_port" >&2
-        echo "export MLFLOW_TRACKING_URI=http://$HOST:$running_port"
+        announce_running "MLflow server already running"
         exit 0
     fi
     rm -f "$PIDFILE" "$PORTFILE"   # stale: the process it named is gone
@@ -172,9 +178,7 @@ stop)
     ;;
 status)
     if is_our_server "$pid"; then
-        running_port="$(cat "$PORTFILE" 2>/dev/null || echo "$PORT")"
-        echo "MLflow server running (pid $pid) on http://$HOST:$running_port, store $DIR" >&2
-        echo "export MLFLOW_TRACKING_URI=http://$HOST:$running_port"
+        announce_running "MLflow server running"
     else
         echo "No MLflow server running for $DIR" >&2
         exit 1

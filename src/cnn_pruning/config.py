@@ -2,6 +2,7 @@
 
     python -m cnn_pruning.config params.yaml      # exit 1 with one line per problem, 0 when valid
     python -m cnn_pruning.config --show           # every setting: default, what is allowed, what it does (Markdown)
+    python -m cnn_pruning.config --update README.md   # rewrite the README's copy of those tables
     errors = config.problems(params_dict)          # [] when valid
 
 Each section is one dataclass, defined beside the code that uses it (SECTIONS below); its fields carry the
@@ -169,11 +170,29 @@ def settings_markdown() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+README_BEGIN, README_END = "<!-- settings: python -m cnn_pruning.config --show -->\n", "<!-- /settings -->"
+
+
+def update_readme(path: str) -> None:
+    """Replace what stands between the README's settings markers with settings_markdown()."""
+    from .files import write_text
+
+    text = open(path).read()
+    if README_BEGIN not in text or README_END not in text:
+        raise ConfigError(f"{path}: no {README_BEGIN.strip()} ... {README_END} block to update")
+    head, rest = text.split(README_BEGIN, 1)
+    write_text(path, head + README_BEGIN + settings_markdown() + README_END + rest.split(README_END, 1)[1])
+
+
 def main(argv: list[str]) -> int:
     from .params import load_params
 
     if argv[:1] == ["--show"]:
         print(settings_markdown(), end="")
+        return 0
+    if argv[:1] == ["--update"] and len(argv) == 2:
+        update_readme(argv[1])
+        print(f"{argv[1]}: settings tables updated")
         return 0
     path = argv[0] if argv else "params.yaml"
     try:

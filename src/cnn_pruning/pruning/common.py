@@ -11,6 +11,7 @@ half to even: round(0.5 * 9) = 4) and keeps n - n_removed, at least 1 where a la
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,8 +20,16 @@ import torch.nn as nn
 from .. import schema
 from ..fold import fold
 from ..model import ResNet20, SharedConv2d, apply_masks
+from ..schema import integer, setting
 
 # ---------------------------------------------------------------------------------------------- checks and counts
+
+
+@dataclass
+class KMeansOptions:
+    """The options every k-means method has (each method's Options adds its own)."""
+    seed: int = setting(0, integer(0, 2**32 - 1), "random_state of scikit-learn's KMeans (k-means++ init)")
+    n_init: int = setting(4, integer(1, 1000), "k-means restarts; the best (lowest inertia) one is kept")
 
 
 def check_ratio(ratio) -> float:

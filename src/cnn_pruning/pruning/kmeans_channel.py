@@ -26,15 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import ResNet20
-from ..schema import BOOLEAN, integer, setting
-from .common import folded_filters, kmeans, n_kept, remove_inner_channels
+from ..schema import BOOLEAN, setting
+from .common import KMeansOptions, folded_filters, kmeans, n_kept, remove_inner_channels
 
 
 @dataclass
-class Options:
+class Options(KMeansOptions):
     """k-means channel clustering's options."""
-    seed: int = setting(0, integer(0, 2**32 - 1), "random_state of scikit-learn's KMeans (k-means++ init)")
-    n_init: int = setting(4, integer(1, 1000), "k-means restarts; the best one is kept")
     merge: bool = setting(True, BOOLEAN, "sum conv2's input weights of a cluster into the kept channel (C-SGD); "
                           "false: drop them")
 

@@ -27,15 +27,13 @@ import numpy as np
 import torch
 
 from ..model import ResNet20
-from ..schema import BOOLEAN, integer, setting
-from .common import conv_names, kmeans, n_kept
+from ..schema import BOOLEAN, setting
+from .common import KMeansOptions, conv_names, kmeans, n_kept
 
 
 @dataclass
-class Options:
+class Options(KMeansOptions):
     """k-means weight sharing's options."""
-    seed: int = setting(0, integer(0, 2**32 - 1), "random_state of scikit-learn's KMeans (k-means++ init)")
-    n_init: int = setting(4, integer(1, 1000), "k-means restarts; the best (lowest inertia) one is kept")
     include_stem: bool = setting(True, BOOLEAN, "also share the stem conv's filters")
 
 
