@@ -22,7 +22,7 @@ def main(out: str, summary: str, cache: str) -> None:
                              test_size=cfg.test_size, seed=cfg.seed, cache_dir=params.resolve(cache, root))
         counts = dataset.summary(ds)
         files.write_json(summary, counts)
-        run.set_tags({"data.source_md5": ds.source_md5 or "", "data_md5": files.md5_of(out)})
+        run.set_tags({**tracking.data_tags(ds), "data_md5": files.md5_of(out)})
         run.log_metrics({k: v for k, v in counts.items() if k.endswith("_images")})
         run.log_artifacts(summary)
     print(f"download: {counts['train_images']} train / {counts['val_images']} val / {counts['test_images']} test "

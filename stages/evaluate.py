@@ -23,11 +23,11 @@ def main(name: str, data: str, model: str, base: str, **outputs: str) -> None:
     section = params.section("evaluate")
     cfg = schema.build(EvaluateConfig, section)
     _, meta = load_checkpoint(model)
+    ds = dataset.load(data)
     labels = {"method": name, "ratio": meta.get("ratio"), "base": meta.get("base")}
     with tracking.stage_run("evaluate", f"evaluate-{name}", params=section,
-                            tags=tracking.model_tags(name, meta.get("ratio"), meta.get("base"))) as run:
-        evaluate_and_save(name, model, base, cfg, dataset.load(data), run, labels,
-                          EvaluateOutputs(**outputs))
+                            tags=tracking.model_tags(name, meta.get("ratio"), meta.get("base")), data=ds) as run:
+        evaluate_and_save(name, model, base, cfg, ds, run, labels, EvaluateOutputs(**outputs))
 
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -19,9 +19,10 @@ from cnn_pruning.evaluation import EvaluateConfig, EvaluateOutputs, evaluate_and
 def main(optimizer: str, data: str, model: str, **outputs: str) -> None:
     section = params.section("evaluate")
     cfg = schema.build(EvaluateConfig, section)
+    ds = dataset.load(data)
     with tracking.stage_run("evaluate", f"evaluate_base-{optimizer}", params=section,
-                            tags={"method": "base", "base_optimizer": optimizer}) as run:
-        evaluate_and_save(f"base-{optimizer}", model, model, cfg, dataset.load(data), run,
+                            tags={"method": "base", "base_optimizer": optimizer}, data=ds) as run:
+        evaluate_and_save(f"base-{optimizer}", model, model, cfg, ds, run,
                           {"method": "base", "ratio": 0.0, "base": optimizer}, EvaluateOutputs(**outputs))
 
 

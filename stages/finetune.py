@@ -26,7 +26,7 @@ def main(method: str, data: str, pruned: str, **outputs: str) -> None:
     model, meta = load_checkpoint(pruned)
     ds = dataset.load(data)
     tags = {**tracking.model_tags(method, meta.get("ratio"), meta.get("base")), **device_tags(pick_device(cfg.device))}
-    with tracking.stage_run("finetune", f"finetune-{method}", params=section, tags=tags) as run:
+    with tracking.stage_run("finetune", f"finetune-{method}", params=section, tags=tags, data=ds) as run:
         fit_and_save(model, ds, stage="finetune", name=method, optimizer=section["optimizer"],
                      hparams=section["optimizer_params"], cfg=cfg, run=run, outputs=FitOutputs(**outputs),
                      resume_key=files.fingerprint(section, files.md5_of(data), files.md5_of(pruned)),

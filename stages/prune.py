@@ -24,13 +24,13 @@ def main(method: str, data: str, base: str, model: str, metrics: str, info: str)
     control = method == pruning.CONTROL
     ratio = None if control else float(section["ratio"])
     optimizer = section["base"]
-    if not control:
-        pruning.validate(method, ratio, options)  # config checked it too; this keeps the stage safe on its own
+    # Checked by config too; this keeps the stage safe on its own, and MLflow gets the options in effect.
+    resolved = {} if control else pruning.validate(method, ratio, options)[1]
     ds = dataset.load(data)
     base_model, _ = load_checkpoint(base)
-    own = {"method": method, "ratio": ratio, "base": optimizer, "options": options}
-    with tracking.stage_run("prune", f"prune-{method}", params=own,
-                            tags=tracking.model_tags(method, ratio, optimizer)) as run:
+    own = {"method": method, "ratio": ratio, "base": optimizer, "options": resolved}
+    with tracking.stage_run("prune", f"prune-{method}", params=own, tags=tracking.model_tags(method, ratio, optimizer),
+                            data=ds) as run:
         if control:
             pruned, details = base_model, {"method": pruning.CONTROL}
         else:

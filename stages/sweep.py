@@ -34,14 +34,15 @@ def main(method: str, data: str, base: str, out: str, scratch: str) -> None:
     for ratio in cfg.ratios:
         pruning.validate(method, ratio, options)
     base_model, _ = load_checkpoint(base)
-    test = dataset.load(data).test
+    ds = dataset.load(data)
+    test = ds.test
     if cfg.eval_images is not None and cfg.eval_images < len(test.labels):
         test = dataset.subset(test, splits.stratified_indices(test.labels, cfg.eval_images, seed=0))
-    own = {**section, "method": method, "base": optimizer, "options": options}
+    own = {**section, "method": method, "base": optimizer, "options": pruning.defaults(method) | options}
     device = pick_device(cfg.device)
     tags = {"method": method, "base_optimizer": optimizer, "ratios": cfg.ratios, "runtime": cfg.runtime,
             **device_tags(device), "threads": cfg.threads or torch.get_num_threads()}
-    with tracking.stage_run("sweep", f"sweep-{method}", params=own, tags=tags) as run:
+    with tracking.stage_run("sweep", f"sweep-{method}", params=own, tags=tags, data=ds) as run:
         rows = evaluation.sweep(base_model, method, cfg.ratios, options, test, scratch, runtime=cfg.runtime,
                                 batch_size=cfg.batch_size, rounds=cfg.rounds, warmup=speed.CHEAP["warmup"],
                                 device=str(device), threads=cfg.threads)

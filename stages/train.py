@@ -30,8 +30,8 @@ def main(optimizer: str, data: str, **outputs: str) -> None:
     own = {k: v for k, v in section.items() if k not in ("optimizers", "optimizer_params")}
     own.update(optimizer=optimizer, optimizer_params=hparams)
     ds = dataset.load(data)
-    tags = {"optimizer": optimizer, **device_tags(pick_device(cfg.device))}  # data source: tracking adds it
-    with tracking.stage_run("train", f"train-{optimizer}", params=own, tags=tags) as run:
+    tags = {"optimizer": optimizer, **device_tags(pick_device(cfg.device))}
+    with tracking.stage_run("train", f"train-{optimizer}", params=own, tags=tags, data=ds) as run:
         torch.manual_seed(cfg.seed)
         fit_and_save(ResNet20(), ds, stage="train", name=optimizer, optimizer=optimizer, hparams=hparams, cfg=cfg,
                      run=run, outputs=FitOutputs(**outputs), resume_key=files.fingerprint(own, files.md5_of(data)),

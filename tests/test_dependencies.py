@@ -105,3 +105,17 @@ def test_the_readmes_layout_names_every_module_and_stage():
     assert not {m for m in modules if f"`{m}`" not in layout}, "README's layout misses modules"
     for package in ("data/", "pruning/"):
         assert f"`{package}`" in layout
+
+
+def stages_importing(module: str) -> set[str]:
+    path = SRC / module
+    return {name for name, stage in DVC_YAML["stages"].items()
+            if path in closure(REPO / next(w for w in stage["cmd"].split() if w.startswith("stages/")))}
+
+
+def test_editing_the_training_loop_reruns_training_only_and_the_speed_code_timing_only():
+    """What a code change reruns (validate reruns on any code it checks, but writes the same marker, so it stops
+    there): the training loop decides the trained models, the speed code only the timings."""
+    assert stages_importing("cnn_pruning/train.py") == {"validate", "train", "finetune"}
+    assert stages_importing("cnn_pruning/speed.py") == {"validate", "evaluate_base", "evaluate", "sweep"}
+    assert stages_importing("cnn_pruning/data/archive.py") == {"validate", "download"}

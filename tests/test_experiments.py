@@ -156,3 +156,16 @@ def test_same_params_and_seed_give_identical_metrics(tiny_pipeline, tmp_path):
     # The models are bit-identical too.
     for path in ["models/base/sgd.pt", *(f"models/{d}/{m}.pt" for d in ("pruned", "finetuned") for m in methods)]:
         assert (repo / path).read_bytes() == (tiny_pipeline / path).read_bytes(), path
+
+
+def test_a_method_option_added_with_plus_reruns_only_that_method(tiny_pipeline, tmp_path):
+    """params.yaml holds `magnitude: {}` (the defaults live in the method's code); `-S +key=value` adds an option,
+    and only that method's stages rerun."""
+    repo = copy_finished(tiny_pipeline, tmp_path / "repo")
+    proc = run(["dvc", "exp", "run", "-n", "mag-layer", "-S", "+prune.options.magnitude.scope=layer"], repo)
+    ran = set(ran_stages(proc.stdout))
+    assert ran == {"validate", "prune@magnitude", "finetune@magnitude", "evaluate@magnitude", "sweep@magnitude",
+                   "report"}, sorted(ran)
+    info = json.loads((repo / "metrics" / "prune" / "magnitude.info.json").read_text())
+    assert info["scope"] == "layer"
+    assert info["options"] == {"scope": "layer", "include_stem": False, "include_fc": False}  # the rest: code

@@ -66,6 +66,11 @@ def test_mlflow_holds_one_run_per_stage_with_tags_and_epoch_metrics(tiny_pipelin
         tags = r.data.tags
         assert tags["mlflow.source.git.commit"] == commit
         assert {"stage", "version.torch", "version.dvc", "version.mlflow", "dvc.exp_name"} <= tags.keys()
+        if r.info.run_name != "report":  # every stage that loads the dataset says where it came from
+            source_md5 = json.loads((tiny_pipeline / "metrics" / "data.json").read_text())["source_md5"]
+            assert tags["data.source"].endswith("cifar-tiny.tar.gz") and tags["data.source_md5"] == source_md5
+    magnitude = next(r for r in runs if r.info.run_name == "prune-magnitude")
+    assert magnitude.data.params["options.scope"] == "global"  # the options in effect, defaults from the code
     sgd = next(r for r in runs if r.info.run_name == "train-sgd")
     assert sgd.data.tags["optimizer"] == "sgd" and sgd.data.tags["device"] == "cpu"
     assert sgd.data.tags["model_md5"] == _dvc_md5(tiny_pipeline, "models/base/sgd.pt")

@@ -9,7 +9,7 @@ experiment's artifacts in <project root>/mlartifacts. The root comes from DVC_RO
 runs and queue workers all log into the same store, and artifacts never land in a temporary copy DVC deletes.
 Experiment name: MLFLOW_EXPERIMENT_NAME, else params.yaml `tracking.experiment`.
 Every run is tagged with the stage, git commit, DVC experiment name, package versions, the data source and its md5
-(once the download stage has run), and anything the stage adds.
+(for the stages that load the dataset), and anything the stage adds.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import importlib.metadata
-import json
 import os
 import random
 import socket
@@ -43,7 +42,6 @@ from .schema import of_type, setting  # noqa: E402
 
 DEFAULT_EXPERIMENT = "resnet20-pruning"
 STORE_FILE, ARTIFACT_DIR = "mlflow.db", "mlartifacts"
-DATA_SUMMARY = "metrics/data.json"  # written by the download stage: what every later stage's data came from
 VERSIONED_PACKAGES = ("torch", "torchvision", "dvc", "mlflow", "numpy", "scikit-learn")
 # SQLite allows one writer at a time: parallel queue workers can meet "database is locked". Retry with jitter.
 LOCK_RETRIES, LOCK_BACKOFF_S = 20, 0.25
@@ -132,13 +130,9 @@ def provenance_tags() -> dict:
     return tags
 
 
-def data_tags(summary_path: str = DATA_SUMMARY) -> dict:
-    """The data a run used: source and its md5 from the download stage's summary (absent before it has run)."""
-    try:
-        summary = json.loads(Path(summary_path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return {"data.source": summary.get("source", ""), "data.source_md5": summary.get("source_md5") or ""}
+def data_tags(data) -> dict:
+    """The data a run used (a cnn_pruning.data.dataset.CIFAR10): the source it was read from and that file's md5."""
+    return {"data.source": data.source, "data.source_md5": data.source_md5 or ""}
 
 
 def get_or_create_experiment(client: MlflowClient, name: str, root: Path) -> str:
@@ -211,14 +205,15 @@ def close_killed_runs(client: MlflowClient, exp_id: str, run_name: str, project:
 
 
 @contextlib.contextmanager
-def stage_run(stage: str, run_name: str, params: dict, tags: dict | None = None) -> Iterator[StageRun]:
-    """Open one MLflow run for a stage; FINISHED on success, FAILED (and re-raised) on any error."""
+def stage_run(stage: str, run_name: str, params: dict, tags: dict | None = None, data=None) -> Iterator[StageRun]:
+    """Open one MLflow run for a stage; FINISHED on success, FAILED (and re-raised) on any error. `data`: the
+    dataset the stage loaded, whose source and md5 become tags."""
     root = project_root()
     uri = tracking_uri(root)
     check_reachable(uri)
     client = MlflowClient(tracking_uri=uri)
     exp_id = get_or_create_experiment(client, experiment_name(), root)
-    all_tags = {**provenance_tags(), **data_tags(), "stage": stage, "mlflow.runName": run_name,
+    all_tags = {**provenance_tags(), **(data_tags(data) if data is not None else {}), "stage": stage, "mlflow.runName": run_name,
                 "mlflow.source.name": Path(sys.argv[0]).name or f"{stage}.py", "project": project_id(root),
                 **(tags or {})}
     close_killed_runs(client, exp_id, run_name, all_tags["project"], all_tags["dvc.exp_name"])
