@@ -169,3 +169,17 @@ def test_a_method_option_added_with_plus_reruns_only_that_method(tiny_pipeline, 
     info = json.loads((repo / "metrics" / "prune" / "magnitude.info.json").read_text())
     assert info["scope"] == "layer"
     assert info["options"] == {"scope": "layer", "include_stem": False, "include_fc": False}  # the rest: code
+
+
+def test_the_random_baselines_flow_through_every_stage(tiny_pipeline, tmp_path):
+    repo = copy_finished(tiny_pipeline, tmp_path / "repo")
+    proc = run(["dvc", "exp", "run", "-n", "baselines", "-S", "prune.methods=[none,magnitude,random]",
+                "-S", "sweep.methods=[magnitude,random_channel]"], repo)
+    ran = set(ran_stages(proc.stdout))
+    assert {"prune@random", "finetune@random", "evaluate@random", "sweep@random_channel", "report"} <= ran
+    assert not ran & {"download", "train@sgd", "prune@magnitude", "sweep@magnitude"}, sorted(ran)
+    summary = json.loads((repo / "metrics" / "summary.json").read_text())
+    assert {"none", "magnitude", "random"} <= summary.keys()
+    prune_metrics = {m: json.loads((repo / "metrics" / "prune" / f"{m}.json").read_text()) for m in ("magnitude", "random")}
+    assert prune_metrics["random"]["nonzero_params"] == prune_metrics["magnitude"]["nonzero_params"]
+    assert "random_channel" in (repo / "reports" / "summary.md").read_text()

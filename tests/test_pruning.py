@@ -107,7 +107,7 @@ def test_bad_ratio_is_refused_before_any_work(ratio):
 
 
 def test_unknown_method_and_options_are_named_with_what_is_allowed():
-    assert pruning.METHODS == ("magnitude", "l2_unit", "kmeans_shared", "kmeans_channel")
+    assert pruning.METHODS == ("magnitude", "l2_unit", "kmeans_shared", "kmeans_channel", "random", "random_channel")
     with pytest.raises(ValueError, match="unknown pruning method 'l1'; allowed: magnitude, l2_unit, kmeans_shared, "
                                          "kmeans_channel"):
         pruning.validate("l1", 0.5)
@@ -424,3 +424,43 @@ def test_kmeans_channel_merge_brings_the_logits_closer_than_dropping(models, pru
     error = {merge: logit_error(model, pruned("trained", "kmeans_channel", 0.5, merge=merge), batch)
              for merge in (True, False)}
     assert error[True] < error[False], error
+
+
+# ---------------------------------------------------------------------------------------------- random baselines
+
+@pytest.mark.parametrize("which", ["random", "trained"])
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_random_zeroes_as_many_weights_as_magnitude_per_layer_at_other_positions(models, pruned, which, scope):
+    chance, by_size = pruned(which, "random", 0.7, scope=scope), pruned(which, "magnitude", 0.7, scope=scope)
+    if scope == "layer":
+        assert chance.info["layers"] == by_size.info["layers"]  # the same count in every tensor
+    else:
+        assert chance.info["zeroed"] == round(0.7 * by_size.info["prunable"])
+    assert chance.info["zeroed"] == by_size.info["zeroed"]
+    assert set(chance.model.masks) == set(by_size.model.masks)
+    same = [torch.equal(chance.model.masks[n], by_size.model.masks[n]) for n in by_size.model.masks]
+    assert not any(same), "random chose magnitude's positions"
+    weights = torch.cat([chance.model.get_parameter(n).detach().flatten() for n in chance.model.masks])
+    assert int((weights == 0).sum()) == chance.info["zeroed"]
+
+
+def test_random_baselines_are_fixed_by_their_seed(models, pruned):
+    for method, what in (("random", lambda r: [m.clone() for m in r.model.masks.values()]),
+                         ("random_channel", lambda r: [layer["kept"] for layer in r.info["layers"].values()])):
+        a, b, c = (what(pruned("trained", method, 0.5, seed=s)) for s in (1, 1, 2))
+        same = all(torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y for x, y in zip(a, b))
+        differ = any(not torch.equal(x, y) if isinstance(x, torch.Tensor) else x != y for x, y in zip(a, c))
+        assert same and differ, method
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.9])
+def test_random_channel_keeps_the_widths_of_the_channel_methods(models, pruned, batch, ratio):
+    chance = pruned("trained", "random_channel", ratio)
+    assert chance.model.inner_widths == pruned("trained", "kmeans_channel", ratio).model.inner_widths \
+        == pruned("trained", "l2_unit", ratio).model.inner_widths
+    assert count_params(chance.model) == expected_params(chance.model.inner_widths) and not chance.model.masks
+    for i, layer in enumerate(chance.info["layers"].values()):  # the kept channels are the original ones, sliced
+        block, original = chance.model.blocks[i], models["trained"].blocks[i]
+        assert layer["kept"] == sorted(layer["kept"]) and len(layer["kept"]) == block.conv1.out_channels
+        assert torch.equal(block.conv1.weight, original.conv1.weight[layer["kept"]])
+        assert torch.equal(block.conv2.weight, original.conv2.weight[:, layer["kept"]])

@@ -19,7 +19,7 @@ from .files import atomic_path  # noqa: E402
 
 # One colour per method in every chart (matplotlib's tab10 order); the base models are grey, the control black.
 COLOURS = {"base": "#7f7f7f", "none": "#000000", "magnitude": "#1f77b4", "l2_unit": "#ff7f0e",
-           "kmeans_shared": "#2ca02c", "kmeans_channel": "#d62728"}
+           "kmeans_shared": "#2ca02c", "kmeans_channel": "#d62728", "random": "#8c564b", "random_channel": "#e377c2"}
 
 
 def save_figure(fig, path: str | os.PathLike) -> None:

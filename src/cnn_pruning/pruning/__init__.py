@@ -1,4 +1,5 @@
-"""Pruning methods for ResNet20: one entry point, four methods, a new model ready to fine-tune with train.fit().
+"""Pruning methods for ResNet20: one entry point, four methods and two random baselines, a new model ready to
+fine-tune with train.fit().
 
     from cnn_pruning import pruning
     pruning.validate("l2_unit", 0.5, {"include_stem": False})   # cheap check of a stage's params, no model needed
@@ -13,6 +14,8 @@ The methods (each module's docstring says exactly what it does, its options and 
     kmeans_shared   weight sharing: each conv's filters are clustered and replaced by their k centroids
     kmeans_channel  structured: each block's inner channels are clustered (BN folded in), one per cluster is kept,
                     the others' conv2 weights are merged into it
+    random          baseline: as many weights as magnitude zeroes, at random positions (seeded)
+    random_channel  baseline: the inner widths l2_unit and kmeans_channel keep, channels chosen at random (seeded)
 
 `ratio` is the fraction removed, a number in [0, 1); ratio 0 gives a model with the same outputs. Every count in
 the package rounds the same way: a layer of n units loses round(ratio * n) (Python's round(), half to even) and
@@ -29,20 +32,22 @@ from dataclasses import dataclass
 from .. import schema
 from ..model import ResNet20, count_params
 from ..schema import number, of_type, setting
-from . import kmeans_channel, kmeans_shared, l2_unit, magnitude
+from . import kmeans_channel, kmeans_shared, l2_unit, magnitude, random_channel, random_weights
 from .common import check_model, check_options, check_ratio
 
 # name -> module with an `Options` dataclass (defaults, allowed values, docs) and prune(model, ratio, **options)
 _REGISTRY = {"magnitude": magnitude, "l2_unit": l2_unit, "kmeans_shared": kmeans_shared,
-             "kmeans_channel": kmeans_channel}
+             "kmeans_channel": kmeans_channel, "random": random_weights, "random_channel": random_channel}
 METHODS = tuple(_REGISTRY)
+BASELINES = ("random", "random_channel")  # what a criterion must beat: the same counts, chosen by chance
 CONTROL = "none"  # the unpruned base, fine-tuned like the methods: the fair reference
 
 
 @dataclass
 class PruneConfig:
     """params.yaml's prune section: which methods, how much, from which base model."""
-    methods: list = setting([CONTROL, *METHODS], of_type(list, text="a list of method names"),
+    methods: list = setting([CONTROL, *(m for m in METHODS if m not in BASELINES)],
+                            of_type(list, text="a list of method names"),
                             f"one prune/finetune/evaluate chain per entry; {CONTROL} = the unpruned control")
     ratio: float = setting(0.5, number(0, 1, hi_open=True),
                            "fraction removed: weights (magnitude), filters (l2_unit), clusters (k-means)")

@@ -41,10 +41,15 @@ def prunable(model: ResNet20, include_stem: bool, include_fc: bool) -> list[str]
 
 def prune(model: ResNet20, ratio: float, scope: str, include_stem: bool, include_fc: bool) -> tuple[ResNet20, dict]:
     names = prunable(model, include_stem, include_fc)
-    params = [model.get_parameter(n) for n in names]
-    scores = [p.detach().abs().flatten().cpu() for p in params]
+    scores = [model.get_parameter(n).detach().abs().flatten().cpu() for n in names]  # criterion: |w|
+    return zero_lowest(model, names, scores, ratio, scope)
 
-    # criterion: which entries go
+
+def zero_lowest(model: ResNet20, names: list[str], scores: list[torch.Tensor], ratio: float,
+                scope: str) -> tuple[ResNet20, dict]:
+    """The surgery for any unstructured criterion: zero exactly round(ratio * N) entries of the parameters `names`,
+    those with the lowest `scores` (one flat tensor per parameter), over all of them ("global") or per tensor
+    ("layer"), and hold them at zero with masks."""
     if scope == "global":
         flat = torch.cat(scores)
         keep = torch.ones(len(flat), dtype=torch.bool)
@@ -56,10 +61,9 @@ def prune(model: ResNet20, ratio: float, scope: str, include_stem: bool, include
             keep = torch.ones(len(s), dtype=torch.bool)
             keep[smallest(s, n_removed(ratio, len(s)))] = False
             keeps.append(keep)
-
-    # surgery: record the masks and zero the entries
     layers = {}
-    for name, p, keep in zip(names, params, keeps):
+    for name, keep in zip(names, keeps):
+        p = model.get_parameter(name)
         set_mask(model, name, keep.view_as(p).to(p.device))
         layers[name] = {"numel": p.numel(), "zeroed": int((~keep).sum())}
     info = {"scope": scope, "prunable": sum(s.numel() for s in scores),

@@ -1,0 +1,36 @@
+"""The unstructured random baseline: as many weights as magnitude zeroes, at random positions.
+
+    result = pruning.prune(model, "random", 0.9, seed=1)      # 90% of the conv weights, positions by the seed
+
+A pruning criterion is worth its name only where it beats this (Blalock et al. 2020, ShrinkBench). It takes
+magnitude's options (scope, include_stem, include_fc) and uses magnitude's surgery, so the same entries are prunable
+and exactly the same count is zeroed per layer (scope "layer") or in total ("global"); only the criterion differs:
+uniform random scores from a torch.Generator seeded with `seed`. Same seed, same positions.
+
+info: as magnitude's (scope, prunable, zeroed, layers = {param name: {numel, zeroed}}), plus seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..model import ResNet20
+from ..schema import integer, setting
+from . import magnitude
+
+
+@dataclass
+class Options(magnitude.Options):
+    """The random weight baseline's options (magnitude's, plus the seed)."""
+    seed: int = setting(0, integer(0, 2**63 - 1), "which positions: torch.Generator seed")
+
+
+def prune(model: ResNet20, ratio: float, seed: int, scope: str, include_stem: bool,
+          include_fc: bool) -> tuple[ResNet20, dict]:
+    names = magnitude.prunable(model, include_stem, include_fc)
+    generator = torch.Generator().manual_seed(seed)
+    scores = [torch.rand(model.get_parameter(n).numel(), generator=generator) for n in names]  # criterion: chance
+    model, info = magnitude.zero_lowest(model, names, scores, ratio, scope)
+    return model, {**info, "seed": seed}
