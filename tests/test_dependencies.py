@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from cnn_pruning import schema
+from cnn_pruning.evaluation import SweepConfig
 from cnn_pruning.train import TrainConfig
 from conftest import REPO
 
@@ -89,6 +90,11 @@ def test_code_deps_are_exactly_what_the_stage_imports(name):
 def test_the_train_stage_declares_every_recipe_key_and_nothing_else():
     declared = [p for p in DVC_YAML["stages"]["train"]["params"] if not p.startswith("train.optimizer_params.")]
     assert declared == [f"train.{f.name}" for f in schema.fields(TrainConfig)]
+
+
+def test_the_sweep_stage_declares_every_sweep_key_but_the_list_of_methods():
+    declared = [p for p in DVC_YAML["stages"]["sweep"]["params"] if p.startswith("sweep.")]
+    assert declared == [f"sweep.{f.name}" for f in schema.fields(SweepConfig) if f.name != "methods"]
 
 
 def test_the_traversal_sees_relative_lazy_and_package_imports():
