@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from cnn_pruning import tracking
+from conftest import free_port
 
 
 @pytest.fixture
@@ -60,9 +60,7 @@ def test_a_failing_stage_marks_its_run_failed(project):
 
 
 def test_unreachable_server_is_a_clear_error_within_seconds(project, monkeypatch):
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     start = time.perf_counter()
     with pytest.raises(tracking.TrackingError, match=rf"127.0.0.1:{port}.*not reachable.*unset MLFLOW_TRACKING_URI"):

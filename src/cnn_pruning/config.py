@@ -27,7 +27,7 @@ from . import pruning, schema
 from .data.prepare import DataConfig
 from .errors import UserError
 from .evaluation import EvaluateConfig, SweepConfig
-from .tracking import TrackingConfig
+from .params import TrackingConfig
 from .train import BaseTrainingConfig, FinetuneConfig, optimizer_class
 
 # params.yaml's sections, in file order, and the dataclass that defines each.
@@ -163,7 +163,8 @@ def settings_markdown() -> str:
     """Every setting of every section and every method's options, as Markdown tables (the README's copy)."""
     lines = []
     for section, cls in SECTIONS.items():
-        lines += [f"**{section}**: {cls.__doc__.split(':', 1)[1].strip()}", "", *_table(cls, f"{section}."), ""]
+        summary = cls.__doc__.strip().splitlines()[0].split(":", 1)[1].strip()  # "params.yaml's x section: ..."
+        lines += [f"**{section}**: {summary}", "", *_table(cls, f"{section}."), ""]
     for method in pruning.METHODS:
         lines += [f"**prune.options.{method}**: {pruning.options_class(method).__doc__.strip()}", "",
                   *_table(pruning.options_class(method), f"{method}."), ""]

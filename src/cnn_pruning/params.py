@@ -10,11 +10,23 @@ kind of run finds the same source file and logs into the same store.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from .schema import of_type, setting
+
 PARAMS_FILE = "params.yaml"
+DEFAULT_EXPERIMENT = "resnet20-pruning"
+
+
+@dataclass
+class TrackingConfig:
+    """params.yaml's tracking section: where runs are logged (no stage declares it, so a rename reruns nothing).
+    Defined here rather than in cnn_pruning.tracking, so that validating params.yaml does not import MLflow."""
+    experiment: str = setting(DEFAULT_EXPERIMENT, of_type(str, text="an MLflow experiment name"),
+                              "MLflow experiment every stage logs into (MLFLOW_EXPERIMENT_NAME overrides)")
 
 
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict:

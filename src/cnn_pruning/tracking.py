@@ -25,7 +25,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -37,10 +36,8 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from . import files  # noqa: E402
 from .errors import UserError  # noqa: E402
-from .params import PARAMS_FILE, load_params, project_root  # noqa: E402
-from .schema import of_type, setting  # noqa: E402
+from .params import DEFAULT_EXPERIMENT, PARAMS_FILE, load_params, project_root  # noqa: E402
 
-DEFAULT_EXPERIMENT = "resnet20-pruning"
 STORE_FILE, ARTIFACT_DIR = "mlflow.db", "mlartifacts"
 VERSIONED_PACKAGES = ("torch", "torchvision", "dvc", "mlflow", "numpy", "scikit-learn")
 # SQLite allows one writer at a time: parallel queue workers can meet "database is locked". Retry with jitter.
@@ -49,13 +46,6 @@ LOCK_RETRIES, LOCK_BACKOFF_S = 20, 0.25
 
 class TrackingError(UserError, RuntimeError):
     """The tracking store cannot be used; raised before any expensive work starts."""
-
-
-@dataclass
-class TrackingConfig:
-    """params.yaml's tracking section: where runs are logged (no stage declares it, so a rename reruns nothing)."""
-    experiment: str = setting(DEFAULT_EXPERIMENT, of_type(str, text="an MLflow experiment name"),
-                              "MLflow experiment every stage logs into (MLFLOW_EXPERIMENT_NAME overrides)")
 
 
 def tracking_uri(root: Path | None = None) -> str:
