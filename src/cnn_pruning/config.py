@@ -80,7 +80,8 @@ def section_problems(params: dict) -> list[str]:
 def method_problems(prune: dict, sweep: dict) -> list[str]:
     """Methods against the registry (plus the control for prune.methods), and one options entry per method."""
     out = []
-    known = (*pruning.METHODS, pruning.CONTROL)
+    criteria = tuple(m for m in pruning.METHODS if m not in pruning.BASELINES)
+    known = (*criteria, pruning.CONTROL, *pruning.BASELINES)  # the methods, the control, what they must beat
     for key, methods, allowed in (("prune.methods", prune["methods"], known),
                                   ("sweep.methods", sweep["methods"], pruning.METHODS)):
         if not methods:
