@@ -34,7 +34,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from cnn_pruning.data import prepare
+from cnn_pruning.datasets import prepare
 from cnn_pruning.model import ResNet20
 from cnn_pruning.inputs import CIFAR_MEAN, CIFAR_STD, normalize
 from cnn_pruning.train import augment

@@ -10,7 +10,7 @@ temporary experiment copies share them.
 import argparse
 
 from cnn_pruning import files, params, schema, tracking
-from cnn_pruning.data import dataset, prepare
+from cnn_pruning.datasets import dataset, prepare
 from cnn_pruning.cli import run_stage
 
 

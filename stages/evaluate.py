@@ -13,7 +13,7 @@ speed, speedup and size ratio vs the base), the timing (every timed sample) and 
 import argparse
 
 from cnn_pruning import params, schema, tracking
-from cnn_pruning.data import dataset
+from cnn_pruning.datasets import dataset
 from cnn_pruning.cli import add_paths, run_stage
 from cnn_pruning.evaluation import EvaluateConfig, EvaluateOutputs, evaluate_and_save
 from cnn_pruning.model import load_checkpoint

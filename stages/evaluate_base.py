@@ -11,7 +11,7 @@ reference: speedup and size ratio are 1 by construction; what matters here are i
 import argparse
 
 from cnn_pruning import params, schema, tracking
-from cnn_pruning.data import dataset
+from cnn_pruning.datasets import dataset
 from cnn_pruning.cli import add_paths, run_stage
 from cnn_pruning.evaluation import EvaluateConfig, EvaluateOutputs, evaluate_and_save
 

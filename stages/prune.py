@@ -13,7 +13,7 @@ the base model unchanged (ratio ignored), fine-tuned later with the same recipe 
 import argparse
 
 from cnn_pruning import files, measure, params, pruning, tracking
-from cnn_pruning.data import dataset
+from cnn_pruning.datasets import dataset
 from cnn_pruning.cli import run_stage
 from cnn_pruning.model import load_checkpoint, save_checkpoint
 

@@ -17,7 +17,7 @@ import torch
 
 from cnn_pruning import evaluation, files, params, pruning, schema, speed, tracking
 from cnn_pruning.cli import run_stage
-from cnn_pruning.data import dataset, splits
+from cnn_pruning.datasets import dataset, splits
 from cnn_pruning.machine import device_tags, pick_device
 from cnn_pruning.model import load_checkpoint
 

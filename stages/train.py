@@ -14,7 +14,7 @@ import argparse
 import torch
 
 from cnn_pruning import files, params, tracking
-from cnn_pruning.data import dataset
+from cnn_pruning.datasets import dataset
 from cnn_pruning.cli import add_paths, run_stage
 from cnn_pruning.fitting import FitOutputs, fit_and_save
 from cnn_pruning.machine import device_tags, pick_device

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 import yaml
 from PIL import Image
 
-from cnn_pruning.data.dataset import CIFAR10_CLASSES
+from cnn_pruning.datasets.dataset import CIFAR10_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_JPG = REPO.parent / "shared" / "data" / "cifar10-jpg.tar.gz"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from cnn_pruning.cli import add_paths, run_stage
-from cnn_pruning.data.dataset import DataError
+from cnn_pruning.datasets.dataset import DataError
 from cnn_pruning.tracking import TrackingError
 from cnn_pruning.train import TrainingDiverged
 

@@ -1,4 +1,4 @@
-"""cnn_pruning.data: every source format, the checks that reject bad sources, and the deterministic splits."""
+"""cnn_pruning.datasets: every source format, the checks that reject bad sources, and the deterministic splits."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_pruning.data import dataset, source, splits
-from cnn_pruning.data import prepare as preparing
-from cnn_pruning.data.dataset import CIFAR10_CLASSES, DataError
+from cnn_pruning.datasets import dataset, source, splits
+from cnn_pruning.datasets import prepare as preparing
+from cnn_pruning.datasets.dataset import CIFAR10_CLASSES, DataError
 from conftest import SHARED_JPG, SHARED_JPG_MD5, class_images, make_image_folder, make_python_batches, tar_gz, zip_dir
 
 

@@ -100,7 +100,7 @@ def test_the_sweep_stage_declares_every_sweep_key_but_the_list_of_methods():
 def test_the_traversal_sees_relative_lazy_and_package_imports():
     """The helper itself: a relative import, one inside a function, and a package's __init__ all count."""
     needed = {str(p.relative_to(SRC)) for p in closure(REPO / "stages" / "download.py")}
-    assert {"cnn_pruning/__init__.py", "cnn_pruning/data/__init__.py", "cnn_pruning/data/source.py",
+    assert {"cnn_pruning/__init__.py", "cnn_pruning/datasets/__init__.py", "cnn_pruning/datasets/source.py",
             "cnn_pruning/errors.py"} <= needed
     assert "cnn_pruning/tracking.py" not in needed and "cnn_pruning/train.py" not in needed
 
@@ -109,7 +109,7 @@ def test_the_readmes_layout_names_every_module_and_stage():
     layout = (REPO / "README.md").read_text().split("## Layout", 1)[1]
     modules = {p.stem for p in (SRC / "cnn_pruning").rglob("*.py")} - {"__init__"}
     assert not {m for m in modules if f"`{m}`" not in layout}, "README's layout misses modules"
-    for package in ("data/", "pruning/"):
+    for package in ("datasets/", "pruning/"):
         assert f"`{package}`" in layout
 
 
@@ -124,4 +124,4 @@ def test_editing_the_training_loop_reruns_training_only_and_the_speed_code_timin
     there): the training loop decides the trained models, the speed code only the timings."""
     assert stages_importing("cnn_pruning/train.py") == {"validate", "train", "finetune"}
     assert stages_importing("cnn_pruning/speed.py") == {"validate", "evaluate_base", "evaluate", "sweep"}
-    assert stages_importing("cnn_pruning/data/archive.py") == {"validate", "download"}
+    assert stages_importing("cnn_pruning/datasets/archive.py") == {"validate", "download"}

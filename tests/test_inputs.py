@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cnn_pruning.data.dataset import Split
+from cnn_pruning.datasets.dataset import Split
 from cnn_pruning.inputs import CIFAR_MEAN, CIFAR_STD, normalize, random_batch, to_device
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cnn_pruning import measure
-from cnn_pruning.data.dataset import Split
+from cnn_pruning.datasets.dataset import Split
 from cnn_pruning.model import ResNet20, materialize
 from cnn_pruning.inputs import normalize, to_device
 from cnn_pruning.train import evaluate

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from cnn_pruning import pruning
-from cnn_pruning.data.dataset import CIFAR10, CIFAR10_CLASSES, Split
+from cnn_pruning.datasets.dataset import CIFAR10, CIFAR10_CLASSES, Split
 from cnn_pruning.model import (STAGE_WIDTHS, ResNet20, SharedConv2d, count_params, load_checkpoint, materialize,
                                save_checkpoint)
 from cnn_pruning.inputs import normalize

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_pruning.data.dataset import CIFAR10, CIFAR10_CLASSES, Split
+from cnn_pruning.datasets.dataset import CIFAR10, CIFAR10_CLASSES, Split
 from cnn_pruning.model import ResNet20
 from cnn_pruning.train import (TrainConfig, TrainingDiverged, augment, fit, lr_multiplier,
                                make_optimizer)

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from . import pruning, schema
-from .data.prepare import DataConfig
+from .datasets.prepare import DataConfig
 from .errors import UserError
 from .evaluation import EvaluateConfig, SweepConfig
 from .params import TrackingConfig
@@ -52,8 +52,8 @@ def optimizer_problems(key: str, name: Any, hparams: Any) -> list[str]:
 def source_problems(source: str) -> list[str]:
     """A local data.source (path or file:// URL, relative to the project root) must exist: checked here, because
     once the download stage starts DVC has already deleted the data it would replace. URLs are checked on download."""
-    from .data.dataset import DataError
-    from .data.source import locate
+    from .datasets.dataset import DataError
+    from .datasets.source import locate
     from .params import project_root
 
     try:

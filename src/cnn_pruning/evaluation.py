@@ -15,7 +15,7 @@ from pathlib import Path
 import torch.nn as nn
 
 from . import export, files, pruning, speed
-from .data.dataset import CIFAR10, Split
+from .datasets.dataset import CIFAR10, Split
 from .machine import DEVICES, pick_device
 from .measure import accuracy, model_summary
 from .model import load_checkpoint

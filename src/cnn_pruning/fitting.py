@@ -14,7 +14,7 @@ import statistics
 from dataclasses import dataclass
 
 from . import charts, files, measure
-from .data.dataset import CIFAR10
+from .datasets.dataset import CIFAR10
 from .machine import device_tags, machine_load, pick_device
 from .model import ResNet20, count_params, save_checkpoint
 from .train import HISTORY_COLUMNS, TrainConfig, fit

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data.dataset import Split
+from .datasets.dataset import Split
 
 # Per-channel mean and standard deviation of the CIFAR-10 training images (RGB, fraction of 255).
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .data.dataset import Split
+from .datasets.dataset import Split
 from .inputs import normalize, to_device
 from .model import SharedConv2d, materialize
 

@@ -121,7 +121,7 @@ def provenance_tags() -> dict:
 
 
 def data_tags(data) -> dict:
-    """The data a run used (a cnn_pruning.data.dataset.CIFAR10): the source it was read from and that file's md5."""
+    """The data a run used (a cnn_pruning.datasets.dataset.CIFAR10): the source it was read from and that file's md5."""
     return {"data.source": data.source, "data.source_md5": data.source_md5 or ""}
 
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import schema
-from .data.dataset import CIFAR10
+from .datasets.dataset import CIFAR10
 from .errors import UserError
 from .files import atomic_path
 from .inputs import normalize, to_device

@@ -11,7 +11,7 @@ readers of source formats (and a change to a reader reruns only the download sta
     splits    stratified validation split and subsets
     prepare   the download stage's work: source → checked, split, saved canonical file (DataConfig: params.yaml data)
 
-    from cnn_pruning.data import dataset, prepare
+    from cnn_pruning.datasets import dataset, prepare
     ds = prepare.prepare(source, md5, "data/cifar10.npz", root=Path("."), val_size=5000)
     ds = dataset.load("data/cifar10.npz")      # ds.train.images: uint8 N×32×32×3, ds.train.labels: int64 N
 """
