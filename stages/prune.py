@@ -10,11 +10,9 @@ test, params stored, nonzero params, distinct filters, MACs) and the per-layer i
 the base model unchanged (ratio ignored), fine-tuned later with the same recipe as the pruned ones.
 """
 
-import argparse
-
 from cnn_pruning import files, measure, params, pruning, tracking
 from cnn_pruning.datasets import dataset
-from cnn_pruning.cli import run_stage
+from cnn_pruning.cli import pruning_parser, run_stage
 from cnn_pruning.model import load_checkpoint, save_checkpoint
 
 
@@ -52,10 +50,7 @@ def main(method: str, data: str, base: str, model: str, metrics: str, info: str)
           f"params {result_metrics['params']}, MACs {result_metrics['macs']}")
 
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("method", help="a registered pruning method, or none (the control)")
-parser.add_argument("--data", required=True, help="the dataset file (.npz)")
-parser.add_argument("--base", required=True, help="the base model (models/base/<prune.base>.pt)")
+parser = pruning_parser(__doc__, "a registered pruning method, or none (the control)")
 parser.add_argument("--model", required=True, help="the pruned model written")
 parser.add_argument("--metrics", required=True, help="accuracy before/after and counts (JSON)")
 parser.add_argument("--info", required=True, help="what was removed, zeroed or shared, per layer (JSON)")

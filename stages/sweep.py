@@ -10,13 +10,12 @@ sweep to minutes on a CPU, speed is a fixed small number of timed batches per po
 column). It does not read prune.ratio, so `dvc exp run -S prune.ratio=...` leaves it cached.
 """
 
-import argparse
 import shutil
 
 import torch
 
 from cnn_pruning import evaluation, files, params, pruning, schema, speed, tracking
-from cnn_pruning.cli import run_stage
+from cnn_pruning.cli import pruning_parser, run_stage
 from cnn_pruning.datasets import dataset, splits
 from cnn_pruning.machine import device_tags, pick_device
 from cnn_pruning.model import load_checkpoint
@@ -58,10 +57,7 @@ def main(method: str, data: str, base: str, out: str, scratch: str) -> None:
         run.log_artifacts(out)
 
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("method", help="a registered pruning method")
-parser.add_argument("--data", required=True, help="the dataset file (.npz)")
-parser.add_argument("--base", required=True, help="the base model (models/base/<prune.base>.pt)")
+parser = pruning_parser(__doc__, "a registered pruning method")
 parser.add_argument("--out", required=True, help="one CSV row per ratio")
 parser.add_argument("--scratch", required=True, help="a folder for the exports while they are measured")
 

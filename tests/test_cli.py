@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from cnn_pruning.cli import add_paths, run_stage
+from cnn_pruning.cli import add_paths, pruning_parser, run_stage
 from cnn_pruning.datasets.dataset import DataError
 from cnn_pruning.tracking import TrackingError
 from cnn_pruning.train import TrainingDiverged
@@ -52,3 +52,12 @@ def test_a_bug_keeps_its_traceback():
         raise KeyError("a bug, not input")
     with pytest.raises(KeyError):
         run_stage(main, parser(), ["x", "--model", "a", "--metrics", "b"])
+
+
+def test_the_pruning_stages_share_method_data_and_base():
+    parser = pruning_parser("Prune it.\nmore", "a method")
+    parser.add_argument("--out", required=True)
+    got = {}
+    run_stage(lambda **kw: got.update(kw), parser, ["l2_unit", "--data", "d.npz", "--base", "b.pt", "--out", "o"])
+    assert got == {"method": "l2_unit", "data": "d.npz", "base": "b.pt", "out": "o"}
+    assert parser.description == "Prune it."

@@ -24,6 +24,15 @@ def add_paths(parser: argparse.ArgumentParser, paths: type) -> None:
         parser.add_argument(f"--{f.name}", required=True, help=f"path of the {f.name} file")
 
 
+def pruning_parser(doc: str, method_help: str) -> argparse.ArgumentParser:
+    """The command line the stages that prune the base model share: the method, --data and --base."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("method", help=method_help)
+    parser.add_argument("--data", required=True, help="the dataset file (.npz)")
+    parser.add_argument("--base", required=True, help="the base model (models/base/<prune.base>.pt)")
+    return parser
+
+
 def run_stage(main: Callable[..., None], parser: argparse.ArgumentParser, argv: list[str] | None = None) -> None:
     """Call main(**parsed arguments); an expected error prints `error: <message>` and exits with status 1."""
     args = parser.parse_args(argv)
