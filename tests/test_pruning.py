@@ -464,3 +464,9 @@ def test_random_channel_keeps_the_widths_of_the_channel_methods(models, pruned, 
         assert layer["kept"] == sorted(layer["kept"]) and len(layer["kept"]) == block.conv1.out_channels
         assert torch.equal(block.conv1.weight, original.conv1.weight[layer["kept"]])
         assert torch.equal(block.conv2.weight, original.conv2.weight[:, layer["kept"]])
+
+
+def test_each_criterion_is_matched_to_the_baseline_that_reproduces_its_counts():
+    assert {m: pruning.baseline_of(m) for m in (pruning.CONTROL, *pruning.METHODS)} == {
+        "none": None, "magnitude": "random", "l2_unit": "random_channel", "kmeans_shared": None,
+        "kmeans_channel": "random_channel", "random": None, "random_channel": None}

@@ -98,10 +98,17 @@ def prune(model: ResNet20, method: str, ratio: float, **options) -> PruneResult:
     return PruneResult(pruned, info)
 
 
+def baseline_of(method: str) -> str | None:
+    """The random baseline that removes what `method` removes, chosen by chance: the chance level `method` must
+    beat (each baseline module's MATCHES). None for the baselines themselves, the control and kmeans_shared (it
+    removes no weights or channels: no random choice matches its shared filters)."""
+    return next((b for b in BASELINES if method in _REGISTRY[b].MATCHES), None)
+
+
 def masked_zeros(model: ResNet20) -> int:
     """How many parameter entries model.masks holds at zero."""
     return sum(int((~keep).sum()) for keep in model.masks.values())
 
 
-__all__ = ["CONTROL", "METHODS", "PruneConfig", "PruneResult", "defaults", "masked_zeros", "options_class", "prune",
+__all__ = ["BASELINES", "CONTROL", "METHODS", "PruneConfig", "PruneResult", "baseline_of", "defaults", "masked_zeros", "options_class", "prune",
            "validate"]

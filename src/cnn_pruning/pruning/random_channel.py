@@ -21,6 +21,8 @@ from ..model import ResNet20
 from ..schema import integer, setting
 from .common import n_kept, remove_inner_channels
 
+MATCHES = ("l2_unit", "kmeans_channel")  # the criteria whose widths this baseline reproduces
+
 
 @dataclass
 class Options:

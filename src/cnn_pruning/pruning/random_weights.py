@@ -20,6 +20,8 @@ from ..model import ResNet20
 from ..schema import integer, setting
 from . import magnitude
 
+MATCHES = ("magnitude",)  # the criteria whose counts this baseline reproduces: what it is the chance level of
+
 
 @dataclass
 class Options(magnitude.Options):
