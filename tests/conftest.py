@@ -105,6 +105,7 @@ TINY_OVERRIDES = {
     "finetune": {"epochs": 1, "batch_size": 64},
     "evaluate": {"batch_size": 32, "rounds": 2, "warmup": 1},
     "sweep": {"ratios": [0.5, 0.9], "batch_size": 32, "rounds": 2, "eval_images": 50},
+    "study": {"methods": ["magnitude", "random"], "ratios": [0.5], "seeds": [0, 1]},  # 4 points, 2 controls
 }
 
 

@@ -15,7 +15,7 @@ import yaml
 
 from cnn_pruning import schema
 from cnn_pruning.evaluation import SweepConfig
-from cnn_pruning.train import TrainConfig
+from cnn_pruning.train import FinetuneConfig, TrainConfig
 from conftest import REPO
 
 SRC = REPO / "src"
@@ -97,6 +97,13 @@ def test_the_sweep_stage_declares_every_sweep_key_but_the_list_of_methods():
     assert declared == [f"sweep.{f.name}" for f in schema.fields(SweepConfig) if f.name != "methods"]
 
 
+@pytest.mark.parametrize("name", ["control", "point"])
+def test_the_study_points_declare_the_finetune_recipe_but_its_seed(name):
+    """The point's own seed replaces finetune.seed, so changing finetune.seed must rerun no point."""
+    declared = [p for p in DVC_YAML["stages"][name]["params"] if p.startswith("finetune.")]
+    assert declared == [f"finetune.{f.name}" for f in schema.fields(FinetuneConfig) if f.name != "seed"]
+
+
 def test_the_traversal_sees_relative_lazy_and_package_imports():
     """The helper itself: a relative import, one inside a function, and a package's __init__ all count."""
     needed = {str(p.relative_to(SRC)) for p in closure(REPO / "stages" / "download.py")}
@@ -121,7 +128,11 @@ def stages_importing(module: str) -> set[str]:
 
 def test_editing_the_training_loop_reruns_training_only_and_the_speed_code_timing_only():
     """What a code change reruns (validate reruns on any code it checks, but writes the same marker, so it stops
-    there): the training loop decides the trained models, the speed code only the timings."""
-    assert stages_importing("cnn_pruning/train.py") == {"validate", "train", "finetune"}
-    assert stages_importing("cnn_pruning/speed.py") == {"validate", "evaluate_base", "evaluate", "sweep"}
+    there): the training loop decides the trained models (the study's points fine-tune too), the speed code only
+    the timings; how the study's results are summarised or drawn reruns no point."""
+    assert stages_importing("cnn_pruning/train.py") == {"validate", "train", "finetune", "control", "point"}
+    assert stages_importing("cnn_pruning/speed.py") == {"validate", "evaluate_base", "evaluate", "sweep",
+                                                        "study_speed"}
+    assert stages_importing("cnn_pruning/study_report.py") == {"validate", "study"}
+    assert stages_importing("cnn_pruning/study_charts.py") == {"study"}
     assert stages_importing("cnn_pruning/datasets/archive.py") == {"validate", "download"}

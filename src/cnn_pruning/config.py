@@ -28,12 +28,13 @@ from .datasets.prepare import DataConfig
 from .errors import UserError
 from .evaluation import EvaluateConfig, SweepConfig
 from .params import TrackingConfig
+from .study_report import StudyConfig
 from .train import BaseTrainingConfig, FinetuneConfig, optimizer_class
 
 # params.yaml's sections, in file order, and the dataclass that defines each.
 SECTIONS: dict[str, type] = {"data": DataConfig, "train": BaseTrainingConfig, "prune": pruning.PruneConfig,
                              "finetune": FinetuneConfig, "evaluate": EvaluateConfig, "sweep": SweepConfig,
-                             "tracking": TrackingConfig}
+                             "study": StudyConfig, "tracking": TrackingConfig}
 
 
 class ConfigError(UserError, ValueError):
@@ -77,13 +78,14 @@ def section_problems(params: dict) -> list[str]:
     return out
 
 
-def method_problems(prune: dict, sweep: dict) -> list[str]:
+def method_problems(prune: dict, sweep: dict, study: dict) -> list[str]:
     """Methods against the registry (plus the control for prune.methods), and one options entry per method."""
     out = []
     criteria = tuple(m for m in pruning.METHODS if m not in pruning.BASELINES)
     known = (*criteria, pruning.CONTROL, *pruning.BASELINES)  # the methods, the control, what they must beat
     for key, methods, allowed in (("prune.methods", prune["methods"], known),
-                                  ("sweep.methods", sweep["methods"], pruning.METHODS)):
+                                  ("sweep.methods", sweep["methods"], pruning.METHODS),
+                                  ("study.methods", study["methods"], pruning.METHODS)):
         if not methods:
             out.append(f"{key} is empty; list at least one of {', '.join(allowed)}")
         for m in methods:
@@ -135,7 +137,16 @@ def problems(params: Any) -> list[str]:
     out += optimizer_problems("finetune.optimizer", finetune["optimizer"], finetune["optimizer_params"])
     if prune["base"] not in train["optimizers"]:
         out.append(f"prune.base = {prune['base']!r} is not among the trained optimizers {train['optimizers']}")
-    return out + method_problems(prune, params["sweep"])
+    return out + method_problems(prune, params["sweep"], params["study"]) + study_problems(params["study"])
+
+
+def study_problems(study: dict) -> list[str]:
+    """Each study point once: no ratio or seed listed twice, at least one seed (the control needs one)."""
+    out = [] if study["seeds"] else ["study.seeds is empty; list at least one seed (e.g. [0, 1, 2])"]
+    for key in ("ratios", "seeds"):
+        if len(set(study[key])) != len(study[key]):
+            out.append(f"study.{key} = {study[key]} lists a value twice")
+    return out
 
 
 def check(params: Any) -> None:

@@ -1,0 +1,51 @@
+"""One point of the study: the base model pruned with one method at one ratio, fine-tuned at one seed, measured.
+
+    model, row = run_point(base, ds, "kmeans_channel", 0.5, 2, study.seeded("kmeans_channel", {}, 2), recipe,
+                           "sgd", {"lr": 0.01}, scratch="checkpoints/study/x.rz")
+    model, row = run_point(base, ds, CONTROL, None, 2, {}, recipe, ...)   # the control: unpruned, same training
+
+What a seed decides, and why the base is shared: cnn_pruning.study. The stage is stages/study_point.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Callable
+
+import torch.nn as nn
+
+from . import export, files, pruning
+from .datasets.dataset import CIFAR10
+from .machine import pick_device
+from .measure import accuracy, model_summary
+from .study import DEFAULT_VARIANT, point_name
+from .train import TrainConfig, fit
+
+
+def run_point(base: nn.Module, ds: CIFAR10, method: str, ratio: float | None, seed: int, options: dict,
+              recipe: TrainConfig, optimizer: str, hparams: dict, *, scratch: str, resume_path: str | None = None,
+              resume_key: str = "", on_epoch: Callable[[dict], None] | None = None) -> tuple[nn.Module, dict]:
+    """Prune `base` (a copy; CONTROL: unpruned), fine-tune it with `recipe` at `seed` and measure it on the whole
+    test split. `options` are passed as given (see seeded()). Returns the model and one flat row: the point, test
+    accuracy right after pruning and after fine-tuning, params, nonzeros, MACs, bytes stored and epochs (no
+    timings: the same inputs give the same row, as in the other stages' metrics).
+
+    `scratch`: where the compact export is written to be measured; removed afterwards."""
+    control, device = method == pruning.CONTROL, pick_device(recipe.device)
+    model = copy.deepcopy(base) if control else pruning.prune(base, method, ratio, **options).model
+    after_prune = accuracy(model, ds.test, recipe.eval_batch_size, device)["accuracy"]
+    history = fit(model, ds, optimizer, hparams, dataclasses.replace(recipe, seed=seed), on_epoch=on_epoch,
+                  resume_path=resume_path, resume_key=resume_key, desc=f"point-{point_name(method, ratio, seed)}")
+    test = accuracy(model, ds.test, recipe.eval_batch_size, device)
+    counts, base_counts = model_summary(model), model_summary(base)
+    size = export.export_compact(model.cpu(), scratch)
+    files.remove(scratch)
+    row = {"method": method, "variant": DEFAULT_VARIANT, "ratio": ratio, "seed": seed,
+           "test_acc": test["accuracy"], "acc_after_prune": after_prune, "test_images": test["n"],
+           "params": counts["params"], "nonzero_params": counts["nonzero_params"],
+           "distinct_filters": counts["distinct_filters"], "macs": counts["macs"],
+           "macs_nonzero_weights": counts["macs_nonzero_weights"], "base_macs": base_counts["macs"],
+           "macs_reduction": base_counts["macs"] / max(1, counts["macs_nonzero_weights"]), "size_bytes": size,
+           "epochs": len(history)}
+    return model, row

@@ -1,0 +1,39 @@
+"""The study: every method at every ratio and seed, pruned from the same base model, fine-tuned and measured.
+
+    options = seeded("kmeans_channel", {}, seed=2)           # the method's options with the point's seed in them
+    point_name("kmeans_channel", 0.5, 2)                     # "kmeans_channel-0.5-2": its files' stem
+
+One point = (method, ratio, seed). The seed reaches everything random about it: the fine-tuning order and
+augmentation (the recipe's seed), k-means initialisation and the random baselines' choices (the method's `seed`
+option); methods without randomness prune the same way at every seed. The base model is shared: the study measures
+the spread of pruning and fine-tuning, not of training the base (one base per optimizer, trained once).
+The control is the base fine-tuned with the same recipe and seed, once per seed (it has no ratio).
+The study section of params.yaml (which points, the tolerance) is cnn_pruning.study_report.StudyConfig: changing
+how results are read reruns no point. A point is run by cnn_pruning.point, summarised by cnn_pruning.study_report; the stages are stages/study_point.py,
+study_speed.py and study_report.py.
+"""
+
+from __future__ import annotations
+
+from . import pruning
+
+# Later work adds variants of a method (a scope, a schedule, distillation) as a fourth matrix axis with scalar
+# names; today every point is the method with prune.options as given: this variant.
+DEFAULT_VARIANT = "default"
+
+
+def seeded(method: str, options: dict, seed: int) -> dict:
+    """`options` of `method` with its defaults filled in and, where the method draws random numbers (k-means, the
+    baselines), `seed` in place of their seed: a point's seed decides every random choice."""
+    _, resolved = pruning.validate(method, 0.0, options)
+    return {**resolved, "seed": seed} if "seed" in resolved else resolved
+
+
+def point_name(method: str, ratio: float | None, seed: int) -> str:
+    """The file stem of a point's outputs, as dvc.yaml writes it (the control has no ratio)."""
+    return f"{method}-{seed}" if ratio is None else f"{method}-{ratio}-{seed}"
+
+
+def series_name(method: str, variant: str) -> str:
+    """How a (method, variant) is labelled: the method alone for the default variant."""
+    return method if variant == DEFAULT_VARIANT else f"{method}:{variant}"

@@ -1,0 +1,67 @@
+"""DVC stages `point@<method>-<ratio>-<seed>` and `control@<seed>`: one point of the study, pruned from the base
+model, fine-tuned with the finetune recipe at the point's seed, and measured.
+
+    python stages/study_point.py l2_unit --ratio 0.5 --seed 1 --data data/cifar10.npz --base models/base/sgd.pt \
+        --model models/study/l2_unit-0.5-1.pt --metrics results/study/points/l2_unit-0.5-1.json \
+        --resume checkpoints/study/l2_unit-0.5-1.pt --scratch checkpoints/study/l2_unit-0.5-1.rz
+    python stages/study_point.py none --seed 1 ...        # the control: the base, fine-tuned the same way
+
+Reads prune.base, prune.options.<method> and the finetune recipe (all but finetune.seed: the point's seed replaces
+it, and the method's own seed option too; cnn_pruning.study). Writes the fine-tuned model and one JSON row
+(cnn_pruning.point.run_point); logs one MLflow run tagged method, ratio and seed, with ratio and seed also as
+metrics, so MLflow's chart view can plot test_acc against ratio across the points.
+"""
+
+from cnn_pruning import files, params, point, pruning, study, tracking
+from cnn_pruning.cli import pruning_parser, run_stage
+from cnn_pruning.datasets import dataset
+from cnn_pruning.machine import device_tags, pick_device
+from cnn_pruning.model import load_checkpoint, save_checkpoint
+from cnn_pruning.train import TrainConfig
+
+
+def main(method: str, ratio: float | None, seed: int, data: str, base: str, model: str, metrics: str, resume: str,
+         scratch: str) -> None:
+    control = method == pruning.CONTROL
+    if control != (ratio is None):
+        raise ValueError(f"--ratio is {'not taken by the control' if control else 'required for ' + method!r}")
+    finetune, prune = params.section("finetune"), params.section("prune")
+    recipe = TrainConfig.from_params(finetune)
+    options = {} if control else study.seeded(method, prune["options"].get(method) or {}, seed)
+    if not control:
+        pruning.validate(method, ratio, options)  # before any expensive work
+    own = {"method": method, "variant": study.DEFAULT_VARIANT, "ratio": ratio, "seed": seed, "base": prune["base"],
+           "options": options, "finetune": {**finetune, "seed": seed}}
+    ds = dataset.load(data)
+    base_model, _ = load_checkpoint(base)
+    tags = {**tracking.model_tags(method, ratio, prune["base"]), "seed": seed, "variant": study.DEFAULT_VARIANT,
+            **device_tags(pick_device(recipe.device))}
+    name = study.point_name(method, ratio, seed)
+    with tracking.stage_run("study_point", f"point-{name}", params=own, tags=tags, data=ds) as run:
+        tuned, row = point.run_point(
+            base_model, ds, method, ratio, seed, options, recipe, finetune["optimizer"], finetune["optimizer_params"],
+            scratch=scratch, resume_path=resume, resume_key=files.fingerprint(own, files.md5_of(data), files.md5_of(base)),
+            on_epoch=lambda r: run.log_metrics({k: v for k, v in r.items() if k != "epoch"}, step=r["epoch"]))
+        row = {**row, "base": prune["base"]}
+        save_checkpoint(model, tuned, meta={"method": method, "ratio": ratio, "seed": seed, "base": prune["base"],
+                                            "stage": "study_point", "test_acc": row["test_acc"]})
+        files.write_json(metrics, row)
+        files.remove(resume)  # finished: a rerun starts from scratch
+        run.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float)) and v is not None})
+        run.log_model(model)
+        run.log_artifacts(metrics)
+    print(f"point-{name}: test_acc {row['acc_after_prune']:.4f} after pruning -> {row['test_acc']:.4f} after "
+          f"{row['epochs']} fine-tune epochs; {row['nonzero_params']} nonzero params, MACs reduced "
+          f"{row['macs_reduction']:.2f}x, {row['size_bytes']} B stored")
+
+
+parser = pruning_parser(__doc__, "a registered pruning method, or none (the control)")
+parser.add_argument("--ratio", type=float, default=None, help="fraction removed (not for the control)")
+parser.add_argument("--seed", type=int, required=True, help="the point's seed: fine-tuning, k-means, baselines")
+parser.add_argument("--model", required=True, help="the fine-tuned model written")
+parser.add_argument("--metrics", required=True, help="the point's row (JSON)")
+parser.add_argument("--resume", required=True, help="scratch state while fine-tuning; a crash resumes from it")
+parser.add_argument("--scratch", required=True, help="the compact export while it is measured; removed after")
+
+if __name__ == "__main__":
+    run_stage(main, parser)

@@ -1,0 +1,68 @@
+"""DVC stage `study`: the study's points summarised, compared and drawn.
+
+    python stages/study_report.py --points results/study/points --speed results/study/speed \
+        --methods results/study/methods --summary results/study/summary.csv --metrics metrics/study.json \
+        --report reports/study.md --charts plots/study
+
+Reads params.yaml's study section (which points, the tolerance and the significance level). Writes per method a
+CSV with one row per (ratio, seed), the summary per (method, ratio) with mean, std and n (the data of the study's
+DVC plots), the headline (the control's mean ± std and, per method, the largest ratio within the tolerance: a DVC
+metric), the Markdown report and the PNG charts.
+"""
+
+import argparse
+import shutil
+from pathlib import Path
+
+from cnn_pruning import files, params, schema, study_report, tracking
+from cnn_pruning.cli import run_stage
+from cnn_pruning.pruning import CONTROL
+from cnn_pruning.study_report import StudyConfig
+from cnn_pruning.study_charts import study_charts
+
+
+def main(points: str, speed: str, methods: str, summary: str, metrics: str, report: str, charts_dir: str) -> None:
+    section = params.section("study")
+    cfg = schema.build(StudyConfig, section)
+    with tracking.stage_run("study", "study", params=section) as run:
+        rows_of_points, control, timed = study_report.collect(points, speed, cfg)
+        rows = study_report.summary(rows_of_points, control, timed, cfg)
+        tied = study_report.ties(rows_of_points, cfg)
+        found = study_report.answers(rows)
+        ctrl = rows[0]
+        headline = {"control": {"acc_mean_pct": ctrl["acc_mean_pct"], "acc_std_pct": ctrl["acc_std_pct"],
+                                "n": ctrl["n"]},
+                    **{s: {"largest_ratio_within_tolerance": r} for s, r in found.items()}}
+        shutil.rmtree(methods, ignore_errors=True)  # only the series studied now
+        tables = [Path(methods) / f"{series}.csv" for series in (CONTROL, *found)]
+        for table in tables:
+            files.write_csv(table, study_report.point_rows(rows_of_points + control, table.stem),
+                            study_report.POINT_COLUMNS)
+        files.write_csv(summary, rows, study_report.SUMMARY_COLUMNS)
+        files.write_json(metrics, headline)
+        first = rows_of_points[0]
+        context = {"model": "ResNet20", "base": first.get("base", ""), "epochs": first["epochs"],
+                   "test_images": first["test_images"]}
+        files.write_text(report, study_report.markdown(rows, tied, cfg, context))
+        drawn = study_charts(rows, charts_dir, cfg.tolerance,
+                             f"{len(cfg.seeds)} seeds, {first['epochs']} fine-tune epochs, "
+                             f"{first['test_images']} test images; speed: {timed[(first['method'], first['ratio'])]['runtime']} "
+                             f"on {timed[(first['method'], first['ratio'])]['device']}")
+        run.log_metrics({f"{s}.largest_ratio_within_tolerance": r for s, r in found.items() if r is not None})
+        run.log_metrics({"control.acc_mean_pct": ctrl["acc_mean_pct"]})
+        run.log_artifacts(summary, metrics, report, *tables, *drawn)
+    for series, ratio in found.items():
+        print(f"study: {series}: largest ratio within {cfg.tolerance:g} pt of the control: {ratio}")
+
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--points", required=True, help="the point and control stages' JSON folder")
+parser.add_argument("--speed", required=True, help="the study_speed stages' JSON folder")
+parser.add_argument("--methods", required=True, help="folder of the per-method CSVs (rewritten)")
+parser.add_argument("--summary", required=True, help="per (method, ratio): n, mean, std, ... (CSV, DVC plots' data)")
+parser.add_argument("--metrics", required=True, help="the headline (JSON, a DVC metric)")
+parser.add_argument("--report", required=True, help="the Markdown report")
+parser.add_argument("--charts", dest="charts_dir", required=True, help="folder of the PNG charts")
+
+if __name__ == "__main__":
+    run_stage(main, parser)
