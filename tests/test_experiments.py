@@ -35,6 +35,8 @@ def test_exp_run_ratio_reruns_only_what_depends_on_it(tiny_pipeline, tmp_path):
     proc = run(["dvc", "exp", "run", "-n", "ratio-09", "-S", "prune.ratio=0.9"], repo)
     ran = set(ran_stages(proc.stdout))
     assert not ran & UPSTREAM, f"reran stages that do not read prune.ratio: {sorted(ran & UPSTREAM)}"
+    study = {r for r in ran if r.split("@")[0] in ("control", "point", "study_speed", "study")}
+    assert not study, f"the study has its own ratios, yet prune.ratio reran {sorted(study)}"
     for m in ("magnitude", "l2_unit", "kmeans_shared", "kmeans_channel"):
         assert {f"prune@{m}", f"finetune@{m}", f"evaluate@{m}"} <= ran, sorted(ran)
     # The control ignores the ratio: its prune stage reruns (it declares the param) but writes the same bytes,
@@ -165,7 +167,8 @@ def test_a_method_option_added_with_plus_reruns_only_that_method(tiny_pipeline, 
     proc = run(["dvc", "exp", "run", "-n", "mag-layer", "-S", "+prune.options.magnitude.scope=layer"], repo)
     ran = set(ran_stages(proc.stdout))
     assert ran == {"validate", "prune@magnitude", "finetune@magnitude", "evaluate@magnitude", "sweep@magnitude",
-                   "report"}, sorted(ran)
+                   "report", "point@magnitude-0.5-0", "point@magnitude-0.5-1", "study_speed@magnitude-0.5",
+                   "study"}, sorted(ran)
     info = json.loads((repo / "metrics" / "prune" / "magnitude.info.json").read_text())
     assert info["scope"] == "layer"
     assert info["options"] == {"scope": "layer", "include_stem": False, "include_fc": False}  # the rest: code
@@ -183,3 +186,56 @@ def test_the_random_baselines_flow_through_every_stage(tiny_pipeline, tmp_path):
     prune_metrics = {m: json.loads((repo / "metrics" / "prune" / f"{m}.json").read_text()) for m in ("magnitude", "random")}
     assert prune_metrics["random"]["nonzero_params"] == prune_metrics["magnitude"]["nonzero_params"]
     assert "random_channel" in (repo / "reports" / "summary.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- the study
+# The tiny pipeline's study (conftest.TINY_OVERRIDES): magnitude and random at ratio 0.5, seeds 0 and 1.
+
+def study_stages(ran) -> set[str]:
+    return {r for r in ran if r.split("@")[0] in ("control", "point", "study_speed", "study")}
+
+
+def test_the_study_caches_per_point_new_ratios_and_seeds_run_only_new_points(tiny_pipeline, tmp_path):
+    repo = copy_finished(tiny_pipeline, tmp_path / "repo")
+    proc = run(["dvc", "exp", "run", "-n", "ratio", "-S", "study.ratios=[0.5,0.9]"], repo)
+    ran = set(ran_stages(proc.stdout))
+    assert ran == {"validate", "point@magnitude-0.9-0", "point@magnitude-0.9-1", "point@random-0.9-0",
+                   "point@random-0.9-1", "study_speed@magnitude-0.9", "study_speed@random-0.9", "study"}, sorted(ran)
+    proc = run(["dvc", "exp", "run", "-n", "seed", "-S", "study.ratios=[0.5,0.9]", "-S", "study.seeds=[0,1,2]"],
+               repo)
+    ran = set(ran_stages(proc.stdout))
+    assert ran == {"validate", "control@2", "point@magnitude-0.5-2", "point@magnitude-0.9-2", "point@random-0.5-2",
+                   "point@random-0.9-2", "study"}, sorted(ran)
+    summary = list(csv.DictReader(open(repo / "results" / "study" / "summary.csv")))
+    assert [(r["series"], r["ratio"], r["n"]) for r in summary] == [
+        ("none", "0.0", "3"), ("magnitude", "0.5", "3"), ("magnitude", "0.9", "3"), ("random", "0.5", "3"),
+        ("random", "0.9", "3")]
+    per_method = list(csv.DictReader(open(repo / "results" / "study" / "methods" / "random.csv")))
+    assert sorted((r["ratio"], r["seed"]) for r in per_method) == [(r, s) for r in ("0.5", "0.9") for s in "012"]
+    # The random baseline zeroes exactly magnitude's count at each ratio.
+    points = {p.stem: json.loads(p.read_text()) for p in (repo / "results" / "study" / "points").glob("*.json")}
+    for ratio in (0.5, 0.9):
+        assert points[f"random-{ratio}-0"]["nonzero_params"] == points[f"magnitude-{ratio}-0"]["nonzero_params"]
+    # A fine-tune knob reruns every point and the control, never download or training.
+    dry = run(["dvc", "exp", "run", "--dry", "-S", "finetune.epochs=2"], repo).stdout
+    would = set(ran_stages(dry))
+    assert not would & UPSTREAM, sorted(would & UPSTREAM)
+    assert {"control@0", "control@2", "point@random-0.9-2", "finetune@magnitude"} <= would
+    assert not {s for s in would if s.startswith("study_speed@")}  # speed depends on the architecture alone
+
+
+def test_the_study_answers_per_method_and_logs_each_point(tiny_pipeline):
+    headline = json.loads((tiny_pipeline / "metrics" / "study.json").read_text())
+    assert set(headline) == {"control", "magnitude", "random"} and headline["control"]["n"] == 2
+    assert {"largest_ratio_within_tolerance"} == set(headline["magnitude"])
+    report = (tiny_pipeline / "reports" / "study.md").read_text()
+    assert "| magnitude | 0.5 | 2 |" in report and "Not distinguishable" in report
+    assert sorted(p.name for p in (tiny_pipeline / "plots" / "study").iterdir()) == [
+        "accuracy_vs_macs.png", "accuracy_vs_ratio.png", "accuracy_vs_size.png", "accuracy_vs_speedup.png"]
+    runs = {r.info.run_name: r for r in mlflow_runs(tiny_pipeline)}
+    point = runs["point-random-0.5-1"]
+    assert {k: point.data.tags[k] for k in ("stage", "method", "ratio", "seed")} == {
+        "stage": "study_point", "method": "random", "ratio": "0.5", "seed": "1"}
+    assert point.data.metrics["ratio"] == 0.5 and point.data.metrics["seed"] == 1 and "test_acc" in point.data.metrics
+    assert point.data.params["options.seed"] == "1" and point.data.params["finetune.seed"] == "1"
+    assert runs["point-none-0"].data.tags["ratio"] == "" and "study_speed" == runs["speed-random-0.5"].data.tags["stage"]

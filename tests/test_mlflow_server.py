@@ -36,6 +36,8 @@ EXPECTED_RUNS = {
     "evaluate_base-sgd": "evaluate", "evaluate-magnitude": "evaluate",
     "sweep-magnitude": "sweep",
     "report": "report",
+    "point-none-0": "study_point", "point-magnitude-0.5-0": "study_point", "speed-magnitude-0.5": "study_speed",
+    "study": "study",
 }
 
 
@@ -78,13 +80,14 @@ def server_script(*args: str, timeout: int = 180) -> subprocess.CompletedProcess
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, tiny_source) -> Path:
-    """A small pipeline: one optimizer, the control and one pruning method, a one-point sweep."""
+    """A small pipeline: one optimizer, the control and one pruning method, a one-point sweep and study."""
     return copy_repo(tmp_path_factory.mktemp("served-pipeline"), {
         **TINY_OVERRIDES,
         "data": {**TINY_OVERRIDES["data"], "source": str(tiny_source)},
         "train": {**TINY_OVERRIDES["train"], "optimizers": ["sgd"]},
         "prune": {"methods": ["magnitude"]},
         "sweep": {**TINY_OVERRIDES["sweep"], "methods": ["magnitude"], "ratios": [0.5]},
+        "study": {"methods": ["magnitude"], "ratios": [0.5], "seeds": [0]},  # one seed: no spread, no tests
     })
 
 

@@ -1,0 +1,85 @@
+"""cnn_pruning.study and cnn_pruning.point: what a point's seed decides, and one point run for real (in process)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnn_pruning import pruning
+from cnn_pruning.measure import accuracy
+from cnn_pruning.model import ResNet20
+from cnn_pruning.point import run_point
+from cnn_pruning.study import DEFAULT_VARIANT, point_name, seeded, series_name
+from cnn_pruning.train import TrainConfig
+from test_train import tiny_dataset
+
+RECIPE = TrainConfig(epochs=1, batch_size=32, eval_batch_size=64, seed=0)
+SGD = {"lr": 0.01, "momentum": 0.9}
+
+
+def test_the_seed_replaces_a_methods_own_seed_and_fills_in_the_defaults():
+    assert seeded("magnitude", {}, 3) == pruning.defaults("magnitude")  # nothing random: nothing to seed
+    assert seeded("l2_unit", {"include_stem": True}, 3) == {**pruning.defaults("l2_unit"), "include_stem": True}
+    for method in ("kmeans_shared", "kmeans_channel", "random", "random_channel"):
+        assert seeded(method, {"seed": 99}, 3) == {**pruning.defaults(method), "seed": 3}, method
+    with pytest.raises(ValueError, match="unknown pruning method 'magnitdue'"):
+        seeded("magnitdue", {}, 0)
+
+
+def test_names_of_points_and_series():
+    assert point_name("l2_unit", 0.5, 1) == "l2_unit-0.5-1"
+    assert point_name(pruning.CONTROL, None, 2) == "none-2"
+    assert series_name("magnitude", DEFAULT_VARIANT) == "magnitude"
+    assert series_name("magnitude", "layer") == "magnitude:layer"
+
+
+@pytest.fixture(scope="module")
+def points(tmp_path_factory):
+    """A few points on a tiny dataset: the same base, methods with and without randomness, two seeds."""
+    torch.manual_seed(0)
+    base, ds, scratch = ResNet20(), tiny_dataset(), tmp_path_factory.mktemp("points") / "x.rz"
+    out = {}
+    for method, ratio, seed in (("magnitude", 0.5, 0), ("magnitude", 0.5, 1), ("random", 0.5, 0),
+                                ("random", 0.5, 1), ("random", 0.5, 0), ("none", None, 0)):
+        options = {} if method == "none" else seeded(method, {}, seed)
+        model, row = run_point(base, ds, method, ratio, seed, options, RECIPE, "sgd", SGD, scratch=str(scratch))
+        out.setdefault((method, seed), []).append((model, row))
+    return base, out
+
+
+def _same_weights(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_a_point_row_holds_the_point_and_its_measurements(points):
+    base, out = points
+    (model, row), = out[("magnitude", 1)]
+    assert {k: row[k] for k in ("method", "variant", "ratio", "seed", "epochs")} == {
+        "method": "magnitude", "variant": DEFAULT_VARIANT, "ratio": 0.5, "seed": 1, "epochs": 1}
+    assert row["test_images"] == 40 and 0 <= row["test_acc"] <= 1 and row["size_bytes"] > 0
+    assert row["params"] == sum(p.numel() for p in base.parameters()) > row["nonzero_params"]
+    assert row["macs_reduction"] > 1 and row["base_macs"] == row["macs"]  # same shapes, half the weights zero
+
+
+def test_the_seed_changes_fine_tuning_and_random_choices_and_nothing_else(points):
+    base, out = points
+    (mag0, row0), = out[("magnitude", 0)]
+    (mag1, row1), = out[("magnitude", 1)]
+    # magnitude draws nothing: the same weights are pruned at every seed ...
+    assert all(torch.equal(mag0.masks[n], mag1.masks[n]) for n in mag0.masks)
+    assert row0["acc_after_prune"] == row1["acc_after_prune"] and row0["nonzero_params"] == row1["nonzero_params"]
+    # ... and fine-tuning, which shuffles and augments by the seed, ends elsewhere
+    assert not _same_weights(mag0, mag1)
+    (rnd0, r0), (rnd0_again, r0_again) = out[("random", 0)]
+    (rnd1, r1), = out[("random", 1)]
+    assert not all(torch.equal(rnd0.masks[n], rnd1.masks[n]) for n in rnd0.masks)  # the baseline's draw: seeded
+    assert r0["nonzero_params"] == r1["nonzero_params"] == row0["nonzero_params"]  # the count is magnitude's
+    assert r0 == r0_again and _same_weights(rnd0, rnd0_again)  # the same point twice: the same result
+
+
+def test_the_control_is_the_unpruned_base_fine_tuned(points):
+    base, out = points
+    (model, row), = out[("none", 0)]
+    assert row["ratio"] is None and row["nonzero_params"] == row["params"] and row["macs_reduction"] == 1.0
+    assert row["acc_after_prune"] == accuracy(base, tiny_dataset().test)["accuracy"]  # nothing was pruned
+    assert not model.masks and not _same_weights(model, base)  # trained further, base untouched

@@ -1,0 +1,122 @@
+"""cnn_pruning.study_report and study_charts: the summary arithmetic, the tests, the answer per method, from rows
+whose results are known."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from cnn_pruning import schema
+from cnn_pruning.study_charts import AXES, study_charts
+from cnn_pruning.study_report import (StudyConfig, answers, collect, markdown, point_rows, spread, summary, ties,
+                                      welch_p)
+from cnn_pruning import files
+
+# test accuracy per (method, ratio) over seeds 0, 1, 2
+ACCS = {("magnitude", 0.5): [0.80, 0.81, 0.82], ("magnitude", 0.9): [0.70, 0.72, 0.74],
+        ("random", 0.5): [0.80, 0.815, 0.81], ("random", 0.9): [0.50, 0.52, 0.51]}
+CONTROL = [0.81, 0.815, 0.82]
+CFG = schema.build(StudyConfig, {"methods": ["magnitude", "random"], "ratios": [0.5, 0.9], "seeds": [0, 1, 2]})
+
+
+def point(method, ratio, seed, acc):
+    return {"method": method, "variant": "default", "ratio": ratio, "seed": seed, "test_acc": acc,
+            "acc_after_prune": acc / 2, "params": 1000, "nonzero_params": 500 if ratio == 0.5 else 100,
+            "distinct_filters": 10, "macs": 100, "macs_nonzero_weights": 50, "base_macs": 100,
+            "macs_reduction": 2.0 if ratio == 0.5 else 10.0, "size_bytes": 2048 if ratio == 0.5 else 1024,
+            "epochs": 3, "test_images": 100, "base": "sgd"}
+
+
+@pytest.fixture
+def study():
+    points = [point(m, r, s, a) for (m, r), accs in ACCS.items() for s, a in enumerate(accs)]
+    control = [point("none", None, s, a) for s, a in enumerate(CONTROL)]
+    speed = {(m, r): {"speedup": 1.5, "speedup_b1": 1.2, "base_size_bytes": 4096, "runtime": "pytorch",
+                      "device": "cpu"} for (m, r) in ACCS}
+    return points, control, speed
+
+
+def test_spread_is_mean_and_sample_std():
+    assert spread([0.5, 0.6, 0.7]) == {"n": 3, "mean": pytest.approx(0.6), "std": pytest.approx(0.1)}
+    assert spread([0.5]) == {"n": 1, "mean": 0.5, "std": None}
+
+
+def test_welch_p_values():
+    # Welch's test by hand for (1, 2, 3) vs (4, 5, 6.5): t = -3.413 on 3.81 degrees of freedom, p = 0.0292
+    assert welch_p([1, 2, 3], [4, 5, 6.5]) == pytest.approx(0.0292, abs=5e-4)
+    assert welch_p([1, 2, 3], [4, 5, 6.5]) == welch_p([4, 5, 6.5], [1, 2, 3])
+    assert welch_p([1, 2, 3], [1.1, 2.1, 2.9]) > 0.9
+    assert welch_p([0.5, 0.5], [0.5, 0.5]) == 1.0 and welch_p([0.5, 0.5], [0.6, 0.6]) == 0.0  # no spread at all
+    assert welch_p([0.5], [0.6, 0.7]) is None  # one seed: no test
+
+
+def test_summary_rows_from_known_points(study):
+    rows = summary(*study, CFG)
+    ctrl, by = rows[0], {(r["method"], r["ratio"]): r for r in rows[1:]}
+    assert ctrl["kind"] == "control" and ctrl["n"] == 3
+    assert ctrl["acc_mean_pct"] == pytest.approx(81.5) and ctrl["acc_std_pct"] == pytest.approx(0.5)
+    mag = by[("magnitude", 0.5)]
+    assert mag["n"] == 3 and mag["acc_mean_pct"] == pytest.approx(81.0) and mag["acc_std_pct"] == pytest.approx(1.0)
+    assert (mag["acc_lo_pct"], mag["acc_hi_pct"]) == (pytest.approx(80.0), pytest.approx(82.0))
+    assert mag["vs_control_pct"] == pytest.approx(-0.5) and mag["within_tolerance"]
+    assert mag["baseline"] == "random" and mag["vs_baseline"] == "not distinguishable"
+    assert mag["size_kib"] == 2.0 and mag["size_ratio"] == 2.0 and mag["speedup"] == 1.5
+    far = by[("magnitude", 0.9)]
+    assert far["acc_mean_pct"] == pytest.approx(72.0) and not far["within_tolerance"]
+    assert far["vs_baseline"] == "better" and far["p_vs_baseline"] < 0.05
+    assert by[("random", 0.9)]["kind"] == "baseline" and by[("random", 0.9)]["baseline"] == ""
+    assert [r["series"] for r in rows] == ["none", "magnitude", "magnitude", "random", "random"]
+
+
+def test_the_answer_is_the_largest_ratio_within_the_tolerance(study):
+    rows = summary(*study, CFG)
+    assert answers(rows) == {"magnitude": 0.5, "random": 0.5}
+    strict = schema.build(StudyConfig, {**CFG.__dict__, "tolerance": 0.1})
+    assert answers(summary(*study, strict)) == {"magnitude": None, "random": None}
+    loose = schema.build(StudyConfig, {**CFG.__dict__, "tolerance": 15.0})
+    assert answers(summary(*study, loose)) == {"magnitude": 0.9, "random": 0.5}
+
+
+def test_ties_list_the_pairs_the_test_cannot_separate(study):
+    tied = ties(study[0], CFG)
+    assert [(a, b) for a, b, _ in tied[0.5]] == [("magnitude", "random")] and tied[0.9] == []
+    report = markdown(summary(*study, CFG), tied, CFG, {"model": "ResNet20", "base": "sgd", "epochs": 3,
+                                                        "test_images": 100})
+    assert "**81.50 ± 0.50 %** (n = 3)" in report
+    assert "| magnitude | 0.5 |" in report and "ratio 0.5: magnitude vs random" in report
+    assert "ratio 0.9: every pair differs" in report
+    assert "| magnitude | 0.9 | 3 | 72.00 ± 2.00 | -9.50 ✗ |" in report
+
+
+def test_collect_reads_only_the_listed_points(tmp_path, study):
+    points, control, speed = study
+    for p in points + control:
+        name = f"none-{p['seed']}" if p["ratio"] is None else f"{p['method']}-{p['ratio']}-{p['seed']}"
+        files.write_json(tmp_path / "points" / f"{name}.json", p)
+    for (m, r), s in speed.items():
+        files.write_json(tmp_path / "speed" / f"{m}-{r}.json", s)
+    files.write_json(tmp_path / "points" / "magnitude-0.7-0.json", point("magnitude", 0.7, 0, 0.1))  # stale
+    got = collect(tmp_path / "points", tmp_path / "speed", CFG)
+    assert got == (points, control, speed)
+    assert len(point_rows(points, "magnitude")) == 6
+    fewer = schema.build(StudyConfig, {**CFG.__dict__, "seeds": [0, 1, 2, 3]})
+    with pytest.raises(FileNotFoundError, match="magnitude-0.5-3.json is missing"):
+        collect(tmp_path / "points", tmp_path / "speed", fewer)
+
+
+def test_the_charts_are_written(tmp_path, study):
+    drawn = study_charts(summary(*study, CFG), tmp_path, 1.0, "test")
+    assert [p.name for p in drawn] == [f"{name}.png" for *_, name in AXES]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in drawn)
+    assert not math.isnan(summary(*study, CFG)[0]["size_kib"])
+
+
+def test_one_seed_gives_means_without_spread_or_tests(study):
+    points, control, speed = study
+    one = schema.build(StudyConfig, {**CFG.__dict__, "seeds": [0]})
+    rows = summary([p for p in points if p["seed"] == 0], control[:1], speed, one)
+    assert all(r["n"] == 1 and r["acc_std_pct"] is None for r in rows)
+    mag = next(r for r in rows if r["method"] == "magnitude")
+    assert mag["p_vs_control"] is None and mag["vs_baseline"] == "n/a (one seed)"
+    assert ties([p for p in points if p["seed"] == 0], one) == {0.5: [], 0.9: []}
