@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine with python3 (3.11):
 #   make run    create/refresh .venv, install the pinned set, run the DVC pipeline (dvc repro)
 #   make test   same set-up, then the test suite
-# `make run SET="train.epochs=2 data.train_size=5000"` runs `dvc exp run -S ...` with those overrides instead.
+# `make run SET="train.epochs=2 data.train_size=5000"` runs `dvc exp run -S ...` with those overrides instead;
+# `TARGETS=report` (or `study`) runs only that stage and what it needs.
 # Both are idempotent: the venv is rebuilt only when requirements.lock or pyproject.toml change.
 
 PYTHON ?= python3
@@ -19,9 +20,9 @@ export PATH := $(BIN):$(PATH)
 
 run: setup
 ifeq ($(strip $(SET)),)
-	dvc repro
+	dvc repro $(TARGETS)
 else
-	dvc exp run $(foreach kv,$(SET),-S $(kv))
+	dvc exp run $(foreach kv,$(SET),-S $(kv)) $(TARGETS)
 endif
 
 test: setup
