@@ -1,4 +1,4 @@
-"""Measured speedup of a pruned ResNet20 over its base, per inference runtime, at batch 256 and batch 1.
+"""Measured speedup of a pruned CifarResNet over its base, per inference runtime, at batch 256 and batch 1.
 
     python benchmarks/speed.py BASE.pt CANDIDATE.pt                    # all runtimes, thorough setting
     python benchmarks/speed.py BASE.pt CANDIDATE.pt --runtime openvino --rounds 40 --threads 2
@@ -33,13 +33,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from cnn_pruning import speed  # noqa: E402
 from cnn_pruning.files import write_json  # noqa: E402
-from cnn_pruning.model import STAGE_WIDTHS, BLOCKS_PER_STAGE, ResNet20, load_checkpoint  # noqa: E402
+from cnn_pruning.model import STREAM_WIDTHS, CifarResNet, load_checkpoint  # noqa: E402
 
 
-def scaled(fraction: float) -> ResNet20:
-    """A random ResNet20 whose inner (prunable) widths are `fraction` of the dense ones."""
-    widths = [w for w in STAGE_WIDTHS for _ in range(BLOCKS_PER_STAGE)]
-    return ResNet20(inner_widths=[max(1, round(w * fraction)) for w in widths])
+def scaled(fraction: float) -> CifarResNet:
+    """A random CifarResNet whose inner (prunable) widths are `fraction` of the dense ones."""
+    widths = [w for w in STREAM_WIDTHS for _ in range(3)]  # ResNet20: 3 blocks per stage
+    return CifarResNet(inner_widths=[max(1, round(w * fraction)) for w in widths])
 
 
 def check_rounds(r: dict, what: str) -> None:
@@ -160,7 +160,7 @@ def main() -> None:
                   load_checkpoint(args.checkpoints[0])[0], load_checkpoint(args.checkpoints[1])[0])]
     else:
         torch.manual_seed(0)
-        base = ResNet20()  # one base for all fractions, so its eager-vs-deployed ratios are measured once
+        base = CifarResNet()  # one base for all fractions, so its eager-vs-deployed ratios are measured once
         pairs = [(f"inner widths x{f:g}", base, scaled(f)) for f in args.widths]
     out = {label: run_pair(label, base, cand, runtimes, batch_sizes, setting, threads, kw)
            for label, base, cand in pairs}

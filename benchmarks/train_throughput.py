@@ -3,7 +3,7 @@
     python benchmarks/train_throughput.py                 # real images when ../shared is there, else synthetic
     python benchmarks/train_throughput.py --steps 30 --rounds 3 --batch-size 128 --workers 2
 
-Both sides train the same ResNet20 with the same SGD settings, batch size and torch threads; only the way
+Both sides train the same CifarResNet with the same SGD settings, batch size and torch threads; only the way
 batches are made differs:
   ours     the split is one uint8 tensor; each batch is indexed, randomly cropped (pad 4) and flipped with tensor
            ops for the whole batch, then normalised (cnn_pruning.train.augment, cnn_pruning.inputs.normalize); model and batches in
@@ -35,8 +35,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from cnn_pruning.datasets import prepare
-from cnn_pruning.model import ResNet20
-from cnn_pruning.inputs import CIFAR_MEAN, CIFAR_STD, normalize
+from cnn_pruning.model import CifarResNet
+from cnn_pruning.datasets.catalog import CIFAR10_NORMALIZATION
+from cnn_pruning.inputs import normalize
 from cnn_pruning.train import augment
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg.tar.gz"
@@ -86,12 +87,12 @@ def ours(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, cha
         order = torch.randperm(len(y), generator=g)
         for i in range(0, len(y) - batch_size + 1, batch_size):
             idx = order[i:i + batch_size]
-            yield normalize(augment(x[idx], g), channels_last), y[idx]
+            yield normalize(augment(x[idx], g), CIFAR10_NORMALIZATION, channels_last), y[idx]
 
 
 def classic(images: np.ndarray, labels: np.ndarray, batch_size: int, workers: int, seed: int):
     tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-                             transforms.ToTensor(), transforms.Normalize(CIFAR_MEAN, CIFAR_STD)])
+                             transforms.ToTensor(), transforms.Normalize(CIFAR10_NORMALIZATION["mean"], CIFAR10_NORMALIZATION["std"])])
     loader = DataLoader(PILDataset(images, labels, tf), batch_size=batch_size, shuffle=True, drop_last=True,
                         num_workers=workers, persistent_workers=workers > 0,
                         generator=torch.Generator().manual_seed(seed))
@@ -111,7 +112,7 @@ def main():
     args = ap.parse_args()
 
     if SHARED.exists():
-        ds = prepare.prepare(str(SHARED), None, Path("/tmp/cnn-pruning-bench/cifar10.npz"), root=Path("."),
+        ds = prepare.prepare("cifar10", str(SHARED), None, Path("/tmp/cnn-pruning-bench/cifar10.npz"), root=Path("."),
                           val_size=0, train_size=args.images)
         images, labels, what = ds.train.images, ds.train.labels, f"{args.images} CIFAR-10 (JPEG copy) images"
     else:
@@ -129,13 +130,13 @@ def main():
     results = {name: [] for name in sides}
     for name, it in sides.items():  # warm-up: first batches, worker start-up, allocator
         torch.manual_seed(0)
-        model = ResNet20().to(memory_format=fmt[name])
+        model = CifarResNet().to(memory_format=fmt[name])
         train_steps(model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), it, 3)
     for r in range(args.rounds):
         order = list(sides) if r % 2 == 0 else list(sides)[::-1]
         for name in order:
             torch.manual_seed(0)
-            model = ResNet20().to(memory_format=fmt[name])
+            model = CifarResNet().to(memory_format=fmt[name])
             opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
             results[name].append(train_steps(model, opt, sides[name], args.steps))
             print(f"round {r + 1} {name:8s} {results[name][-1]:7.0f} images/s")

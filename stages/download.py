@@ -1,8 +1,9 @@
-"""DVC stage `download`: CIFAR-10 from `data.source` into the canonical dataset file later stages load.
+"""DVC stage `download`: the dataset `data.name` from `data.source` into the canonical file later stages load.
 
     python stages/download.py --out data/cifar10.npz --summary metrics/data.json --cache .cache/downloads
 
-Reads params.yaml's data section. Writes the dataset file (uint8 images, labels, class names; train/val/test) and
+Reads params.yaml's data section. Writes the dataset file (uint8 images, labels, class names, normalisation
+statistics; train/val/test) and
 a summary (counts per split and class). Downloads are kept in --cache, relative to the project root (DVC_ROOT), so
 temporary experiment copies share them.
 """
@@ -17,15 +18,17 @@ from cnn_pruning.cli import run_stage
 def main(out: str, summary: str, cache: str) -> None:
     cfg = schema.build(prepare.DataConfig, params.section("data"))
     root = params.project_root()
-    with tracking.stage_run("download", "download", params=vars(cfg), tags={"data.source": cfg.source}) as run:
-        ds = prepare.prepare(cfg.source, cfg.md5, out, root=root, val_size=cfg.val_size, train_size=cfg.train_size,
+    source, md5 = prepare.official_source(cfg.name, cfg.source, cfg.md5)
+    with tracking.stage_run("download", "download", params=vars(cfg), tags={"data.source": source}) as run:
+        ds = prepare.prepare(cfg.name, source, md5, out, root=root, val_size=cfg.val_size, train_size=cfg.train_size,
                              test_size=cfg.test_size, seed=cfg.seed, cache_dir=params.resolve(cache, root))
         counts = dataset.summary(ds)
         files.write_json(summary, counts)
         run.set_tags({**tracking.data_tags(ds), "data_md5": files.md5_of(out)})
         run.log_metrics({k: v for k, v in counts.items() if k.endswith("_images")})
         run.log_artifacts(summary)
-    print(f"download: {counts['train_images']} train / {counts['val_images']} val / {counts['test_images']} test "
+    print(f"download: {ds.title}, {len(ds.classes)} classes, {counts['train_images']} train / "
+          f"{counts['val_images']} val / {counts['test_images']} test "
           f"images from {ds.source} -> {out}")
 
 

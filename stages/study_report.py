@@ -41,7 +41,8 @@ def main(points: str, speed: str, methods: str, summary: str, metrics: str, repo
         files.write_csv(summary, rows, study_report.SUMMARY_COLUMNS)
         files.write_json(metrics, headline)
         first = rows_of_points[0]
-        context = {"model": "ResNet20", "base": first.get("base", ""), "epochs": first["epochs"],
+        context = {"model": f"{first['architecture']} on {first['dataset']}", "base": first.get("base", ""),
+                   "epochs": first["epochs"],
                    "test_images": first["test_images"]}
         files.write_text(report, study_report.markdown(rows, tied, cfg, context))
         drawn = study_charts(rows, charts_dir, cfg.tolerance,

@@ -1,10 +1,11 @@
-"""DVC stage `train@<optimizer>`: train the base ResNet20 with one optimizer.
+"""DVC stage `train@<optimizer>`: train the base CIFAR ResNet (model.depth) with one optimizer.
 
     python stages/train.py sgd --data data/cifar10.npz --model models/base/sgd.pt --metrics metrics/train/sgd.json \
         --timing metrics/train/sgd.timing.json --history plots/train/sgd.csv --chart plots/train/sgd.png \
         --resume checkpoints/train/sgd.pt
 
-Reads params.yaml's train section (the recipe + optimizer_params.<optimizer>). Writes the model (state_dict + spec),
+Reads params.yaml's model section (depth) and train section (the recipe + optimizer_params.<optimizer>); the
+number of classes and the normalisation statistics come from the dataset file. Writes the model (state_dict + spec),
 metrics (accuracies, params, epochs), timing (seconds, images/s, device: kept apart so runs compare exactly on the
 rest), the per-epoch history and its chart. A crash resumes from --resume on the next run.
 """
@@ -13,12 +14,12 @@ import argparse
 
 import torch
 
-from cnn_pruning import files, params, tracking
+from cnn_pruning import files, params, schema, tracking
 from cnn_pruning.datasets import dataset
 from cnn_pruning.cli import add_paths, run_stage
 from cnn_pruning.fitting import FitOutputs, fit_and_save
 from cnn_pruning.machine import device_tags, pick_device
-from cnn_pruning.model import ResNet20
+from cnn_pruning.model import CifarResNet, ModelConfig
 from cnn_pruning.train import TrainConfig
 
 
@@ -28,12 +29,14 @@ def main(optimizer: str, data: str, **outputs: str) -> None:
     cfg = TrainConfig.from_params(section)
     # This run's own settings: the shared ones plus this optimizer's, not the other optimizers'.
     own = {k: v for k, v in section.items() if k not in ("optimizers", "optimizer_params")}
-    own.update(optimizer=optimizer, optimizer_params=hparams)
+    arch = schema.build(ModelConfig, params.section("model"))
+    own.update(optimizer=optimizer, optimizer_params=hparams, depth=arch.depth)
     ds = dataset.load(data)
     tags = {"optimizer": optimizer, **device_tags(pick_device(cfg.device))}
     with tracking.stage_run("train", f"train-{optimizer}", params=own, tags=tags, data=ds) as run:
         torch.manual_seed(cfg.seed)
-        fit_and_save(ResNet20(), ds, stage="train", name=optimizer, optimizer=optimizer, hparams=hparams, cfg=cfg,
+        model = CifarResNet(arch.depth, len(ds.classes), normalization=ds.normalization)
+        fit_and_save(model, ds, stage="train", name=optimizer, optimizer=optimizer, hparams=hparams, cfg=cfg,
                      run=run, outputs=FitOutputs(**outputs), resume_key=files.fingerprint(own, files.md5_of(data)),
                      meta={"optimizer": optimizer})
 

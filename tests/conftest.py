@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 import yaml
 from PIL import Image
 
-from cnn_pruning.datasets.dataset import CIFAR10_CLASSES
+from cnn_pruning.datasets.catalog import CIFAR10_CLASSES, CIFAR100_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_JPG = REPO.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
@@ -34,9 +34,10 @@ def class_images(label: int, n: int, seed: int) -> np.ndarray:
     return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
-def make_image_folder(root: Path, train_per_class: int = 6, test_per_class: int = 3, suffix: str = ".png") -> Path:
+def make_image_folder(root: Path, train_per_class: int = 6, test_per_class: int = 3, suffix: str = ".png",
+                      classes: tuple[str, ...] = CIFAR10_CLASSES) -> Path:
     for split, n in (("train", train_per_class), ("test", test_per_class)):
-        for label, name in enumerate(CIFAR10_CLASSES):
+        for label, name in enumerate(classes):
             d = root / split / name
             d.mkdir(parents=True, exist_ok=True)
             for i, img in enumerate(class_images(label, n, seed=0 if split == "train" else 1)):
@@ -58,6 +59,26 @@ def make_python_batches(root: Path, per_batch: int = 20) -> Path:
     with open(root / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": [c.encode() for c in CIFAR10_CLASSES], b"num_vis": 3072}, f, protocol=2)
     return root
+
+
+def make_cifar100_python(root: Path, train_per_class: int = 2, test_per_class: int = 1) -> Path:
+    """The official cifar-100-python layout, small: pickled dicts `train` and `test` (bytes keys; data, fine_labels,
+    coarse_labels, filenames) and `meta` (fine_label_names, coarse_label_names), as the official tarball holds."""
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", train_per_class), ("test", test_per_class)):
+        labels = [c for c in range(100) for _ in range(n)]
+        imgs = np.stack([class_images(c % 10, 1, seed=(c * 10 + i) * 2 + (split == "test"))[0]
+                         for i, c in enumerate(labels)])
+        with open(folder / split, "wb") as f:
+            pickle.dump({b"filenames": [f"{i}.png".encode() for i in range(len(labels))],
+                         b"batch_label": f"{split} batch".encode(), b"fine_labels": labels,
+                         b"coarse_labels": [c // 5 for c in labels],
+                         b"data": imgs.transpose(0, 3, 1, 2).reshape(len(labels), -1)}, f, protocol=2)
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({b"fine_label_names": [c.encode() for c in CIFAR100_CLASSES],
+                     b"coarse_label_names": [f"super{i}".encode() for i in range(20)]}, f, protocol=2)
+    return folder
 
 
 def tar_gz(folder: Path, out: Path, arcname: str | None = None) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import pickle
 import threading
 import time
 from pathlib import Path
@@ -15,13 +16,16 @@ from PIL import Image
 
 from cnn_pruning.datasets import dataset, source, splits
 from cnn_pruning.datasets import prepare as preparing
-from cnn_pruning.datasets.dataset import CIFAR10_CLASSES, DataError
-from conftest import SHARED_JPG, SHARED_JPG_MD5, class_images, make_image_folder, make_python_batches, tar_gz, zip_dir
+from cnn_pruning.datasets.catalog import (CIFAR10_CLASSES, CIFAR10_NORMALIZATION, CIFAR100_CLASSES,
+                                         CIFAR100_NORMALIZATION)
+from cnn_pruning.datasets.dataset import DataError
+from conftest import (SHARED_JPG, SHARED_JPG_MD5, class_images, make_cifar100_python, make_image_folder,
+                      make_python_batches, tar_gz, zip_dir)
 
 
-def prepare(source, tmp_path, md5=None, **kw):
+def prepare(source, tmp_path, md5=None, name="cifar10", **kw):
     kw.setdefault("val_size", 10)
-    return preparing.prepare(str(source), md5, tmp_path / "out" / "cifar10.npz", root=tmp_path, **kw)
+    return preparing.prepare(name, str(source), md5, tmp_path / "out" / f"{name}.npz", root=tmp_path, **kw)
 
 
 @contextlib.contextmanager
@@ -94,7 +98,7 @@ def test_file_url_and_relative_path_resolve_against_root(tmp_path):
     batches = make_python_batches(tmp_path / "cifar-10-batches-py", per_batch=10)
     tarball = tar_gz(batches, tmp_path / "src.tar.gz")
     assert len(prepare(tarball.as_uri(), tmp_path / "u", val_size=0).train.labels) == 50
-    ds = preparing.prepare("src.tar.gz", None, tmp_path / "r" / "c.npz", root=tmp_path, val_size=0)
+    ds = preparing.prepare("cifar10", "src.tar.gz", None, tmp_path / "r" / "c.npz", root=tmp_path, val_size=0)
     assert len(ds.train.labels) == 50
 
 
@@ -106,11 +110,12 @@ def test_http_download_checks_md5_and_caches(tmp_path):
     with serving(handler) as url:
         md5 = source.calculate_md5(str(tarball))
         cache = tmp_path / "cache"
-        ds = preparing.prepare(url, md5, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0, cache_dir=cache)
+        ds = preparing.prepare("cifar10", url, md5, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0,
+                               cache_dir=cache)
         assert len(ds.train.labels) == 50 and ds.source_md5 == md5
         assert (cache / "cifar-10-python.tar.gz").is_file()
         with pytest.raises(DataError, match="md5 mismatch.*expected 0{32}"):
-            preparing.prepare(url, "0" * 32, tmp_path / "bad" / "c.npz", root=tmp_path, val_size=0,
+            preparing.prepare("cifar10", url, "0" * 32, tmp_path / "bad" / "c.npz", root=tmp_path, val_size=0,
                          cache_dir=tmp_path / "cache2")
         # The failed download is removed: nothing half-written stays in the cache.
         assert not any(p.is_file() for p in (tmp_path / "cache2").rglob("*"))
@@ -153,7 +158,7 @@ def test_wrong_layout_lists_what_was_expected(tmp_path):
     folder = tmp_path / "flat"
     folder.mkdir()
     Image.fromarray(class_images(0, 1, 0)[0]).save(folder / "img.png")
-    with pytest.raises(DataError, match="no CIFAR-10 layout found.*train/<class>"):
+    with pytest.raises(DataError, match="no dataset layout found.*train/<class>"):
         prepare(folder, tmp_path)
 
 
@@ -285,21 +290,110 @@ def test_canonical_file_roundtrip_and_loads_fast(tmp_path):
     assert summary["val_images"] == 10 and sum(summary["train_per_class"]) == 50
 
 
+# ---------------------------------------------------------------------------------------------- other datasets
+
+def test_cifar100_python_tarball_reads_fine_labels_classes_and_statistics(tmp_path):
+    tarball = tar_gz(make_cifar100_python(tmp_path / "src", 2, 1), tmp_path / "cifar-100-python.tar.gz")
+    ds = prepare(tarball, tmp_path, name="cifar100", val_size=100)
+    assert ds.name == "cifar100" and ds.title == "CIFAR-100" and ds.classes == CIFAR100_CLASSES
+    assert len(ds.train.labels) == 100 and len(ds.val.labels) == 100 and len(ds.test.labels) == 100
+    assert np.bincount(ds.test.labels).tolist() == [1] * 100  # the fine labels, not the 20 coarse ones
+    assert ds.normalization == CIFAR100_NORMALIZATION
+    back = dataset.load(tmp_path / "out" / "cifar100.npz")
+    assert (back.name, back.classes, back.normalization) == ("cifar100", CIFAR100_CLASSES, CIFAR100_NORMALIZATION)
+
+
+def test_an_official_tarball_must_match_the_dataset_name(tmp_path):
+    tarball = tar_gz(make_cifar100_python(tmp_path / "src", 1, 1), tmp_path / "c100.tar.gz")
+    with pytest.raises(DataError, match=r"holds the official CIFAR-100 python files, but data.name is 'cifar10'; "
+                                        r"set data.name: cifar100"):
+        prepare(tarball, tmp_path, val_size=0)
+    assert_no_output(tmp_path)
+
+
+def test_a_crafted_cifar100_file_cannot_run_code(tmp_path):
+    folder = make_cifar100_python(tmp_path / "src", 1, 1)
+    marker = tmp_path / "pwned"
+    with open(folder / "train", "wb") as f:
+        pickle.dump({b"data": RunsCode(marker), b"fine_labels": [0]}, f, protocol=2)
+    with pytest.raises(DataError, match=r"train: not a readable CIFAR-100 batch.*posix.system is not allowed"):
+        prepare(folder, tmp_path, name="cifar100", val_size=0)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("n", [3, 20])
+def test_an_image_folder_of_ones_own_has_its_folders_classes_and_computed_statistics(tmp_path, n):
+    classes = tuple(f"kind_{c:02d}" for c in reversed(range(n)))  # made in reverse: the labels follow sorted names
+    folder = make_image_folder(tmp_path / "mine", 4, 2, classes=classes)
+    ds = prepare(folder, tmp_path, name="mine", val_size=n)
+    assert ds.classes == tuple(sorted(classes)) and ds.title == "mine"
+    assert np.bincount(ds.test.labels).tolist() == [2] * n and len(ds.train.labels) == 3 * n
+    # the first sorted name was made last (label n - 1 in class_images' colours): its images carry its colour
+    assert np.allclose(ds.test.images[ds.test.labels == 0].mean((0, 1, 2)),
+                       class_images(n - 1, 2, seed=1).mean((0, 1, 2)), atol=1e-9)
+    pixels = ds.train.images.reshape(-1, 3) / 255
+    assert np.allclose(ds.normalization["mean"], pixels.mean(0)) and np.allclose(ds.normalization["std"], pixels.std(0))
+    back = dataset.load(tmp_path / "out" / "mine.npz")
+    assert back.name == "mine" and np.allclose(back.normalization["std"], ds.normalization["std"])
+
+
+def test_train_and_test_of_ones_own_must_name_the_same_classes(tmp_path):
+    folder = make_image_folder(tmp_path / "mine", 2, 1, classes=("cat", "dog", "emu"))
+    (folder / "test" / "emu").rename(folder / "test" / "elk")
+    with pytest.raises(DataError, match=r"train and test must hold the same class folders; only in train: \['emu'\], "
+                                        r"only in test: \['elk'\]"):
+        prepare(folder, tmp_path, name="mine")
+    assert_no_output(tmp_path)
+
+
+def test_one_class_is_not_a_dataset(tmp_path):
+    folder = make_image_folder(tmp_path / "mine", 2, 1, classes=("cat",))
+    with pytest.raises(DataError, match=r"holds 1 class folder\(s\) \['cat'\]; a classifier needs at least 2"):
+        prepare(folder, tmp_path, name="mine")
+
+
+def test_a_known_name_keeps_its_classes_for_image_folders(tmp_path):
+    folder = make_image_folder(tmp_path / "mine", 2, 1, classes=("cat", "dog", "emu"))
+    with pytest.raises(DataError, match=r"class folders must be the 10 CIFAR-10 classes"):
+        prepare(folder, tmp_path, name="cifar10")
+
+
+def test_the_official_source_follows_the_name(tmp_path):
+    assert preparing.official_source("cifar100", None, None) == \
+        ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85")
+    assert preparing.official_source("cifar10", None, None)[1] == "c58f30108f718f92721af3b95e74349a"
+    assert preparing.official_source("mine", "x.tar", None) == ("x.tar", None)
+    with pytest.raises(DataError, match=r"data.name 'mine' has no official download \(known: cifar10, cifar100\); "
+                                        r"set data.source"):
+        preparing.official_source("mine", None, None)
+    with pytest.raises(DataError, match=r"data.md5 '0{32}' is not the md5 of the official CIFAR-100 tarball"):
+        preparing.official_source("cifar100", None, "0" * 32)
+
+
+def test_a_file_written_before_names_and_statistics_loads_as_cifar10(tmp_path):
+    split = {f"{s}_{p}": a for s in ("train", "val", "test")
+             for p, a in (("x", np.zeros((2, 32, 32, 3), np.uint8)), ("y", np.array([0, 1])))}
+    np.savez(tmp_path / "old.npz", **split, classes=np.array(CIFAR10_CLASSES), source=np.array("x"),
+             source_md5=np.array(""))
+    ds = dataset.load(tmp_path / "old.npz")
+    assert ds.name == "cifar10" and ds.normalization == CIFAR10_NORMALIZATION
+
+
 # ---------------------------------------------------------------------------------------------- the real images
 
 @pytest.mark.skipif(not SHARED_JPG.exists(), reason=f"{SHARED_JPG} is absent (only on the project's dev machines)")
 def test_shared_jpeg_archive_reads_as_cifar10(tmp_path):
-    ds = preparing.prepare(str(SHARED_JPG), SHARED_JPG_MD5, tmp_path / "c.npz", root=tmp_path, val_size=5000,
+    ds = preparing.prepare("cifar10", str(SHARED_JPG), SHARED_JPG_MD5, tmp_path / "c.npz", root=tmp_path, val_size=5000,
                       train_size=1000, test_size=500)
     assert len(ds.train.labels) == 1000 and len(ds.val.labels) == 5000 and len(ds.test.labels) == 500
     assert np.bincount(ds.test.labels).tolist() == [50] * 10
     assert ds.train.images.shape[1:] == (32, 32, 3) and ds.train.images.std() > 30
     # One epoch on the real images learns something: better than chance (10%) on held-out validation images.
     import torch
-    from cnn_pruning.model import ResNet20
+    from cnn_pruning.model import CifarResNet
     from cnn_pruning.train import TrainConfig, fit
     torch.manual_seed(0)
-    history = fit(ResNet20(), ds, "sgd", {"lr": 0.05, "momentum": 0.9}, TrainConfig(epochs=1, batch_size=64), desc="t")
+    history = fit(CifarResNet(), ds, "sgd", {"lr": 0.05, "momentum": 0.9}, TrainConfig(epochs=1, batch_size=64), desc="t")
     assert history[0]["val_acc"] > 0.15, history
 
 
@@ -339,7 +433,7 @@ def test_not_enough_disk_space_is_reported_before_reading(tmp_path):
         folder = make_image_folder(tmp_path / "c", 2, 1)
         with pytest.raises(DataError, match=r"not enough free disk space in .*small/out for writing cifar10.npz: "
                                             r"need 176 MiB, have 4 MiB"):
-            preparing.prepare(str(folder), None, small / "out" / "cifar10.npz", root=tmp_path, val_size=0)
+            preparing.prepare("cifar10", str(folder), None, small / "out" / "cifar10.npz", root=tmp_path, val_size=0)
         assert list((small / "out").iterdir()) == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
@@ -351,11 +445,12 @@ def test_free_space_is_checked_before_download_and_before_reading(tmp_path, monk
     monkeypatch.setattr(source.shutil, "disk_usage", lambda path: Usage)
     with pytest.raises(DataError, match=r"not enough free disk space in .*dl for downloading http://127.0.0.1:9/"
                                         r"cifar-10-python.tar.gz: need 163 MiB, have 5 MiB"):
-        preparing.prepare("http://127.0.0.1:9/cifar-10-python.tar.gz", None, tmp_path / "out" / "c.npz", root=tmp_path,
+        preparing.prepare("cifar10", "http://127.0.0.1:9/cifar-10-python.tar.gz", None, tmp_path / "out" / "c.npz",
+                          root=tmp_path,
                      val_size=0, cache_dir=tmp_path / "dl")
     folder = make_image_folder(tmp_path / "c", 2, 1)
     with pytest.raises(DataError, match=r"for writing c.npz: need 176 MiB, have 5 MiB"):
-        preparing.prepare(str(folder), None, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0)
+        preparing.prepare("cifar10", str(folder), None, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0)
     assert_no_output(tmp_path)
 
 
@@ -374,6 +469,7 @@ def test_a_download_cut_off_midway_leaves_nothing_behind(tmp_path):
 
     with serving(HalfBody) as url:
         with pytest.raises(DataError, match=r"cifar-10-python.tar.gz"):
-            preparing.prepare(url, None, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0, cache_dir=tmp_path / "dl")
+            preparing.prepare("cifar10", url, None, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0,
+                              cache_dir=tmp_path / "dl")
         assert not any(p.is_file() for p in (tmp_path / "dl").rglob("*")), list((tmp_path / "dl").rglob("*"))
         assert_no_output(tmp_path)

@@ -15,6 +15,7 @@ import yaml
 
 from cnn_pruning import schema
 from cnn_pruning.evaluation import SweepConfig
+from cnn_pruning.model import ModelConfig
 from cnn_pruning.train import FinetuneConfig, TrainConfig
 from conftest import REPO
 
@@ -87,9 +88,18 @@ def test_code_deps_are_exactly_what_the_stage_imports(name):
     assert not declared - needed, f"{name}: dvc.yaml lists code it does not import {rel(declared - needed)}"
 
 
-def test_the_train_stage_declares_every_recipe_key_and_nothing_else():
-    declared = [p for p in DVC_YAML["stages"]["train"]["params"] if not p.startswith("train.optimizer_params.")]
+def test_the_train_stage_declares_every_recipe_key_and_the_model_section():
+    params = DVC_YAML["stages"]["train"]["params"]
+    declared = [p for p in params if p.startswith("train.") and not p.startswith("train.optimizer_params.")]
     assert declared == [f"train.{f.name}" for f in schema.fields(TrainConfig)]
+    assert [p for p in params if not p.startswith("train.")] == [f"model.{f.name}" for f in schema.fields(ModelConfig)]
+
+
+def test_only_the_train_stage_reads_the_model_section():
+    """model.depth reaches later stages through the base models' files, so they rerun on it without declaring it."""
+    readers = [name for name, stage in DVC_YAML["stages"].items()
+               if any(str(p).startswith("model") for p in stage.get("params", []))]
+    assert readers == ["train"]
 
 
 def test_the_sweep_stage_declares_every_sweep_key_but_the_list_of_methods():

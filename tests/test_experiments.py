@@ -13,7 +13,9 @@ import time
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import copy_finished, ran_stages, run, set_params
+from cnn_pruning.datasets.catalog import CIFAR100_NORMALIZATION
+from cnn_pruning.model import load_checkpoint
+from conftest import copy_finished, make_cifar100_python, ran_stages, run, set_params, tar_gz
 
 UPSTREAM = {"download", "train@adam", "train@sgd", "train@adamax", "evaluate_base@adam", "evaluate_base@sgd",
             "evaluate_base@adamax", "sweep@magnitude", "sweep@l2_unit", "sweep@kmeans_shared", "sweep@kmeans_channel"}
@@ -21,7 +23,7 @@ UPSTREAM = {"download", "train@adam", "train@sgd", "train@adamax", "evaluate_bas
 
 def mlflow_runs(repo):
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("resnet20-pruning")
+    exp = client.get_experiment_by_name("resnet20-cifar10")
     return client.search_runs([exp.experiment_id], max_results=5000)
 
 
@@ -186,6 +188,51 @@ def test_the_random_baselines_flow_through_every_stage(tiny_pipeline, tmp_path):
     prune_metrics = {m: json.loads((repo / "metrics" / "prune" / f"{m}.json").read_text()) for m in ("magnitude", "random")}
     assert prune_metrics["random"]["nonzero_params"] == prune_metrics["magnitude"]["nonzero_params"]
     assert "random_channel" in (repo / "reports" / "summary.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- depth and dataset
+
+def all_stages(repo) -> set[str]:
+    return {line.split()[0] for line in run(["dvc", "stage", "list"], repo).stdout.splitlines() if line.strip()}
+
+
+# Fewer models than the tiny pipeline (a rerun of everything costs ~4 min there, mostly stage start-ups), yet one
+# of each kind of stage: a base model, the control and a channel method, a sweep, a study point and the reports.
+ONE_OF_EACH = ["-S", "train.optimizers=[sgd]", "-S", "prune.methods=[none,l2_unit]", "-S", "sweep.methods=[l2_unit]",
+               "-S", "study.methods=[magnitude]", "-S", "study.seeds=[0]"]
+
+
+def test_exp_run_depth_56_reruns_train_and_everything_after_it(tiny_pipeline, tmp_path):
+    repo = copy_finished(tiny_pipeline, tmp_path / "repo")
+    proc = run(["dvc", "exp", "run", "-n", "depth-56", "-S", "model.depth=56", *ONE_OF_EACH], repo)
+    ran = set(ran_stages(proc.stdout))
+    assert ran == all_stages(repo) - {"download"}, sorted(all_stages(repo) - {"download"} - ran)
+    base, _ = load_checkpoint(repo / "models" / "base" / "sgd.pt")
+    pruned, _ = load_checkpoint(repo / "models" / "finetuned" / "l2_unit.pt")
+    assert (base.depth, len(base.blocks), pruned.depth) == (56, 27, 56)
+    assert "ResNet56 on CIFAR-10" in (repo / "reports" / "summary.md").read_text()
+    assert "ResNet56 on CIFAR-10" in (repo / "reports" / "study.md").read_text()
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("resnet56-cifar10").experiment_id])
+    assert {r.data.tags.get("dvc.exp_name") for r in runs} == {"depth-56"}
+    assert {"train-sgd", "finetune-l2_unit", "report"} <= {r.info.run_name for r in runs}
+
+
+def test_exp_run_cifar100_reruns_everything_after_download_on_100_classes(tiny_pipeline, tmp_path):
+    repo = copy_finished(tiny_pipeline, tmp_path / "repo")
+    source = tar_gz(make_cifar100_python(tmp_path / "c100", 3, 1), tmp_path / "cifar-100-python.tar.gz")
+    proc = run(["dvc", "exp", "run", "-n", "c100", "-S", "data.name=cifar100", "-S", f"data.source={source}",
+                *ONE_OF_EACH], repo)
+    ran = set(ran_stages(proc.stdout))
+    assert ran == all_stages(repo), sorted(all_stages(repo) - ran)
+    data = json.loads((repo / "metrics" / "data.json").read_text())
+    assert data["name"] == "cifar100" and len(data["classes"]) == 100 and data["test_images"] == 100
+    assert (repo / "data" / "cifar100.npz").exists()
+    model, _ = load_checkpoint(repo / "models" / "finetuned" / "l2_unit.pt")
+    assert model.num_classes == 100 and model.normalization == CIFAR100_NORMALIZATION
+    assert "ResNet20 on CIFAR-100" in (repo / "reports" / "summary.md").read_text()
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    assert client.get_experiment_by_name("resnet20-cifar100") is not None
 
 
 # ---------------------------------------------------------------------------------------------- the study

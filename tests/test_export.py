@@ -11,12 +11,12 @@ import torch
 
 from cnn_pruning import pruning
 from cnn_pruning.export import MAGIC, ExportError, export_compact, load_compact
-from cnn_pruning.model import ResNet20, SharedConv2d
+from cnn_pruning.model import CifarResNet, SharedConv2d
 
 CONVS = ["conv1"] + [f"blocks.{i}.conv{j}" for i in range(9) for j in (1, 2)]
 
 
-def randomize(model: ResNet20, seed: int) -> ResNet20:
+def randomize(model: CifarResNet, seed: int) -> CifarResNet:
     """Non-trivial BN parameters and running stats (a fresh BN is all 0/1), weights as initialised."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -33,12 +33,12 @@ def randomize(model: ResNet20, seed: int) -> ResNet20:
     return model
 
 
-def dense_model() -> ResNet20:
+def dense_model() -> CifarResNet:
     torch.manual_seed(0)
-    return randomize(ResNet20(), 0)
+    return randomize(CifarResNet(), 0)
 
 
-def magnitude_model(ratio: float = 0.9) -> ResNet20:
+def magnitude_model(ratio: float = 0.9) -> CifarResNet:
     """Global magnitude pruning of every conv, masks applied by multiplying (so pruned negatives become -0.0)."""
     model = dense_model()
     convs = {f"{n}.weight": model.get_submodule(n).weight for n in CONVS}
@@ -60,10 +60,10 @@ def magnitude_model(ratio: float = 0.9) -> ResNet20:
     return model
 
 
-def unit_model() -> ResNet20:
+def unit_model() -> CifarResNet:
     """l2_unit-like: narrower inner widths, whole output filters zeroed in residual-stream convs (+ their BN)."""
     torch.manual_seed(2)
-    model = randomize(ResNet20(inner_widths=[10, 12, 16, 20, 24, 32, 40, 48, 64]), 2)
+    model = randomize(CifarResNet(inner_widths=[10, 12, 16, 20, 24, 32, 40, 48, 64]), 2)
     with torch.no_grad():
         for conv, bn, rows in (("conv1", "bn1", [0, 5]), ("blocks.2.conv2", "blocks.2.bn2", [1, 2, 3]),
                                ("blocks.5.conv2", "blocks.5.bn2", [4]), ("blocks.8.conv2", "blocks.8.bn2", [9, 60])):
@@ -78,13 +78,13 @@ def unit_model() -> ResNet20:
     return model
 
 
-def shared_model() -> ResNet20:
+def shared_model() -> CifarResNet:
     """Every conv weight-shared with k = round(0.1 * Cout) filters (k = 2, 3, 6), one layer with k = 1."""
     shared = {n: max(1, round(0.1 * (16 if n == "conv1" else [16, 32, 64][int(n.split(".")[1]) // 3])))
               for n in CONVS}
     shared["blocks.4.conv1"] = 1
     torch.manual_seed(3)
-    return randomize(ResNet20(shared=shared), 3)
+    return randomize(CifarResNet(shared=shared), 3)
 
 
 FORMS = {"dense": dense_model, "magnitude": magnitude_model, "units": unit_model, "shared": shared_model}
@@ -108,7 +108,7 @@ def test_round_trip_is_bit_identical(exported, form):
     assert size == path.stat().st_size
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []  # no temp files left behind
     loaded = load_compact(path)
-    assert type(loaded) is ResNet20 and loaded.spec() == model.spec()
+    assert type(loaded) is CifarResNet and loaded.spec() == model.spec()
     a, b = model.state_dict(), loaded.state_dict()
     assert a.keys() == b.keys()
     for k in a:
@@ -141,7 +141,7 @@ def test_sparse_and_shared_exports_are_much_smaller_than_dense(exported):
 
 def test_exactly_90_percent_zeros_gives_at_least_6x(tmp_path):
     torch.manual_seed(0)
-    model = randomize(ResNet20(), 0)
+    model = randomize(CifarResNet(), 0)
     convs = [model.get_submodule(n).weight for n in CONVS]
     cut = torch.cat([p.detach().abs().ravel() for p in convs]).kthvalue(int(0.9 * sum(p.numel() for p in convs)))
     dense = export_compact(model, tmp_path / "dense")

@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnn_pruning.fold import conv_bn_pairs, fold, fold_batchnorms
-from cnn_pruning.model import ResNet20, SharedConv2d
+from cnn_pruning.model import CifarResNet, SharedConv2d
 
 
 def trained_like(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -24,10 +24,10 @@ def trained_like(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def test_resnet20_pairs_every_bn_with_the_conv_before_it():
-    pairs = conv_bn_pairs(ResNet20())
+    pairs = conv_bn_pairs(CifarResNet())
     assert len(pairs) == 1 + 2 * 9
     assert pairs["bn1"] == "conv1" and pairs["blocks.4.bn2"] == "blocks.4.conv2"
-    shared = ResNet20(shared={"blocks.0.conv1": 4})  # a weight-shared conv is one node too
+    shared = CifarResNet(shared={"blocks.0.conv1": 4})  # a weight-shared conv is one node too
     assert conv_bn_pairs(shared)["blocks.0.bn1"] == "blocks.0.conv1"
 
 
@@ -61,7 +61,7 @@ def test_fold_equals_conv_then_bn_in_eval_mode():
 
 
 def test_fold_batchnorms_keeps_outputs_and_leaves_no_bn():
-    model = trained_like(ResNet20(shared={"blocks.2.conv2": 5}))
+    model = trained_like(CifarResNet(shared={"blocks.2.conv2": 5}))
     folded = fold_batchnorms(model)
     assert not any(isinstance(m, (nn.BatchNorm2d, SharedConv2d)) for m in folded.modules())
     x = torch.randn(4, 3, 32, 32)

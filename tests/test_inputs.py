@@ -6,13 +6,18 @@ import numpy as np
 import torch
 
 from cnn_pruning.datasets.dataset import Split
-from cnn_pruning.inputs import CIFAR_MEAN, CIFAR_STD, normalize, random_batch, to_device
+from cnn_pruning.datasets.catalog import CIFAR10_NORMALIZATION, CIFAR100_NORMALIZATION
+from cnn_pruning.inputs import normalize, random_batch, to_device
+
+CIFAR_MEAN, CIFAR_STD = CIFAR10_NORMALIZATION["mean"], CIFAR10_NORMALIZATION["std"]
 
 
-def test_normalize_matches_cifar_statistics():
+def test_normalize_uses_the_statistics_it_is_given():
     x = torch.full((1, 3, 2, 2), 128, dtype=torch.uint8)
-    out = normalize(x)
+    out = normalize(x, CIFAR10_NORMALIZATION)
     assert torch.allclose(out[0, 0, 0, 0], torch.tensor((128 / 255 - 0.4914) / 0.2470), atol=1e-5)
+    other = normalize(x, CIFAR100_NORMALIZATION)
+    assert torch.allclose(other[0, 2, 0, 0], torch.tensor((128 / 255 - 0.4409) / 0.2762), atol=1e-5)
 
 
 def test_to_device_turns_hwc_uint8_into_nchw_with_labels():
@@ -24,7 +29,7 @@ def test_to_device_turns_hwc_uint8_into_nchw_with_labels():
 
 def test_channels_last_changes_layout_not_values():
     x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
-    a, b = normalize(x), normalize(x, channels_last=True)
+    a, b = normalize(x, CIFAR10_NORMALIZATION), normalize(x, CIFAR10_NORMALIZATION, channels_last=True)
     assert b.is_contiguous(memory_format=torch.channels_last) and torch.equal(a, b)
 
 

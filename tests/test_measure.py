@@ -10,7 +10,7 @@ import torch
 
 from cnn_pruning import measure
 from cnn_pruning.datasets.dataset import Split
-from cnn_pruning.model import ResNet20, materialize
+from cnn_pruning.model import CifarResNet, materialize
 from cnn_pruning.inputs import normalize, to_device
 from cnn_pruning.train import evaluate
 
@@ -28,7 +28,7 @@ def formula_macs(inner_widths: list[int]) -> int:
     return total + 64 * 10
 
 
-def fill_nonzero(model: ResNet20, seed: int = 0) -> ResNet20:
+def fill_nonzero(model: CifarResNet, seed: int = 0) -> CifarResNet:
     """Random values everywhere (BN biases start at exactly 0), so the only zeros are the ones a test makes."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -38,14 +38,14 @@ def fill_nonzero(model: ResNet20, seed: int = 0) -> ResNet20:
 
 
 def test_dense_resnet20_macs_match_formula_and_published_figure():
-    macs = measure.count_macs(ResNet20())
+    macs = measure.count_macs(CifarResNet())
     assert macs == formula_macs(OUTER) == 40_551_040
     assert abs(macs - 40.6e6) / 40.6e6 < 0.02
 
 
 def test_halving_inner_widths_removes_exactly_the_conv1_conv2_share():
     half = [w // 2 for w in OUTER]
-    dense, pruned = measure.count_macs(ResNet20()), measure.count_macs(ResNet20(inner_widths=half))
+    dense, pruned = measure.count_macs(CifarResNet()), measure.count_macs(CifarResNet(inner_widths=half))
     # Each block loses (w/2) * 9 * Hout*Wout * (Cin of conv1 + Cout of conv2); computed from shapes, not the counter.
     drop, cin, size = 0, 16, 32
     for i, w in enumerate(OUTER):
@@ -57,12 +57,12 @@ def test_halving_inner_widths_removes_exactly_the_conv1_conv2_share():
 
 
 def test_macs_are_per_image_and_shared_layers_count_as_dense_convs():
-    model = ResNet20(shared={"blocks.0.conv1": 2, "blocks.8.conv2": 5})
+    model = CifarResNet(shared={"blocks.0.conv1": 2, "blocks.8.conv2": 5})
     assert measure.count_macs(model, batch=3) == measure.count_macs(model) == formula_macs(OUTER)
 
 
 def test_skip_zero_weights_counts_nonzeros_only():
-    model = fill_nonzero(ResNet20())
+    model = fill_nonzero(CifarResNet())
     assert measure.count_macs(model, skip_zero_weights=True) == measure.count_macs(model)
     with torch.no_grad():
         model.blocks[7].conv1.weight.zero_()          # stage 3 (8x8 outputs): loses 8*8*64*64*9
@@ -74,7 +74,7 @@ def test_skip_zero_weights_counts_nonzeros_only():
 
 
 def test_parameter_counts_exact_on_a_dense_model_with_known_zeros():
-    model = fill_nonzero(ResNet20())
+    model = fill_nonzero(CifarResNet())
     c = measure.count_parameters(model)
     assert c["params"] == c["nonzero_params"] == 269_722
     assert c["conv_filters"] == c["distinct_filters"] == 16 + 2 * (3 * 16 + 3 * 32 + 3 * 64)
@@ -96,7 +96,7 @@ def test_parameter_counts_exact_on_a_dense_model_with_known_zeros():
 
 def test_shared_model_counts_codebook_params_and_k_distinct_filters():
     shared = {"conv1": 2, "blocks.0.conv1": 3, "blocks.3.conv1": 4, "blocks.8.conv2": 7}
-    model = fill_nonzero(ResNet20(shared=shared))
+    model = fill_nonzero(CifarResNet(shared=shared))
     c = measure.count_parameters(model)
     cin_cout = {"conv1": (3, 16), "blocks.0.conv1": (16, 16), "blocks.3.conv1": (16, 32), "blocks.8.conv2": (64, 64)}
     saved = sum((cout - shared[n]) * cin * 9 for n, (cin, cout) in cin_cout.items())
@@ -107,7 +107,7 @@ def test_shared_model_counts_codebook_params_and_k_distinct_filters():
     # every conv shared: the distinct filters are exactly the sum of the k
     names = ["conv1"] + [f"blocks.{i}.conv{j}" for i in range(9) for j in (1, 2)]
     ks = {n: 1 + i % 5 for i, n in enumerate(names)}
-    c = measure.count_parameters(ResNet20(shared=ks))
+    c = measure.count_parameters(CifarResNet(shared=ks))
     assert c["distinct_filters"] == sum(ks.values()) and c["index_entries"] == 688
 
 
@@ -117,7 +117,7 @@ def tiny_split(labels: list[int], seed: int = 0) -> Split:
 
 
 def test_accuracy_of_a_model_that_always_says_class_3():
-    model = ResNet20()
+    model = CifarResNet()
     with torch.no_grad():
         model.fc.weight.zero_()
         model.fc.bias.copy_(torch.arange(10) == 3)
@@ -132,15 +132,15 @@ def test_accuracy_of_a_model_that_always_says_class_3():
 
 def test_accuracy_matches_a_hand_computation_and_train_evaluate():
     torch.manual_seed(0)
-    model = ResNet20().eval()
+    model = CifarResNet().eval()
     labels = [i % 10 for i in range(37)]
     split = tiny_split(labels, seed=5)
     x, y = to_device(split, torch.device("cpu"))
     with torch.no_grad():  # random images give near-identical logits; centring them per class spreads the argmax
-        model.fc.bias.sub_(model(normalize(x)).mean(0))
+        model.fc.bias.sub_(model(normalize(x, model.normalization)).mean(0))
     r = measure.accuracy(model, split, batch_size=10)
     with torch.no_grad():
-        pred = model(normalize(x)).argmax(1).numpy()
+        pred = model(normalize(x, model.normalization)).argmax(1).numpy()
     assert len(set(pred.tolist())) > 1, "test model should not predict a constant class"
     y = np.array(labels)
     assert r["correct"] == int((pred == y).sum())
@@ -149,7 +149,7 @@ def test_accuracy_matches_a_hand_computation_and_train_evaluate():
 
 
 def test_model_summary_is_json_and_consistent():
-    model = ResNet20(inner_widths=[8] * 9, shared={"blocks.2.conv2": 3})
+    model = CifarResNet(inner_widths=[8] * 9, shared={"blocks.2.conv2": 3})
     s = measure.model_summary(model)
     assert json.loads(json.dumps(s)) == s
     assert s["macs"] == formula_macs([8] * 9) == measure.count_macs(materialize(model))
@@ -161,7 +161,7 @@ def test_model_summary_is_json_and_consistent():
 def test_mac_counter_agrees_with_torch_flop_counter():
     from torch.utils.flop_counter import FlopCounterMode
 
-    for model in (ResNet20(), ResNet20(inner_widths=[3, 5, 7, 9, 11, 13, 15, 17, 19])):
+    for model in (CifarResNet(), CifarResNet(inner_widths=[3, 5, 7, 9, 11, 13, 15, 17, 19])):
         model.eval()
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(torch.zeros(2, 3, 32, 32))

@@ -26,7 +26,7 @@ import pytest
 from conftest import REPO, TINY_OVERRIDES, copy_repo, free_port, run, tool_env
 
 SCRIPT = REPO / "tools" / "mlflow_server.sh"
-EXPERIMENT = "resnet20-pruning"
+EXPERIMENT = "resnet20-cifar10"
 # One MLflow run per DVC stage instance of the small pipeline below (validate logs nothing).
 EXPECTED_RUNS = {
     "download": "download",

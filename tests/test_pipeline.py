@@ -51,7 +51,7 @@ def test_train_outputs_per_optimizer(tiny_pipeline, opt):
 
 def test_mlflow_holds_one_run_per_stage_with_tags_and_epoch_metrics(tiny_pipeline):
     client = MlflowClient(tracking_uri=f"sqlite:///{tiny_pipeline / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("resnet20-pruning")
+    exp = client.get_experiment_by_name("resnet20-cifar10")
     assert exp is not None and exp.artifact_location.startswith((tiny_pipeline / "mlartifacts").as_uri())
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     names = sorted(r.info.run_name for r in runs)

@@ -14,22 +14,23 @@ import torch
 import torch.nn.functional as F
 
 from cnn_pruning import pruning
-from cnn_pruning.datasets.dataset import CIFAR10, CIFAR10_CLASSES, Split
-from cnn_pruning.model import (STAGE_WIDTHS, ResNet20, SharedConv2d, count_params, load_checkpoint, materialize,
-                               save_checkpoint)
+from cnn_pruning.datasets.catalog import CIFAR10_CLASSES
+from cnn_pruning.datasets.dataset import Dataset, Split
+from cnn_pruning.model import (DEPTHS, STREAM_WIDTHS, CifarResNet, SharedConv2d, count_params, load_checkpoint,
+                               materialize, save_checkpoint)
 from cnn_pruning.inputs import normalize
 from cnn_pruning.train import TrainConfig, fit
 from conftest import class_images
 
 RATIOS = [0.0, 0.3, 0.5, 0.9]
-OUTER = [w for w in STAGE_WIDTHS for _ in range(3)]
+OUTER = [w for w in STREAM_WIDTHS for _ in range(3)]
 BLOCK_CIN = [16] + OUTER[:-1]
 
 
-def dataset(per_class: int, seed: int) -> CIFAR10:
+def dataset(per_class: int, seed: int) -> Dataset:
     def split(n, s):
         return Split(np.concatenate([class_images(c, n, s) for c in range(10)]), np.repeat(np.arange(10), n))
-    return CIFAR10(split(per_class, seed), split(2, seed + 1), split(2, seed + 2), CIFAR10_CLASSES, "synthetic", None)
+    return Dataset(split(per_class, seed), split(2, seed + 1), split(2, seed + 2), CIFAR10_CLASSES, "synthetic", None)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -45,9 +46,9 @@ def one_thread():
 @pytest.fixture(scope="module")
 def models(one_thread) -> dict:
     torch.manual_seed(1)
-    random = ResNet20().eval()
+    random = CifarResNet().eval()
     torch.manual_seed(0)
-    trained = ResNet20()
+    trained = CifarResNet()
     # 3 epochs x 8 steps of SGD: the BN running stats and the filters move away from the init (train acc 0.83)
     fit(trained, dataset(24, 0), "sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
         TrainConfig(epochs=3, batch_size=32, device="cpu"))
@@ -57,7 +58,7 @@ def models(one_thread) -> dict:
 @pytest.fixture(scope="module")
 def batch() -> torch.Tensor:
     ds = dataset(4, 7)
-    return normalize(torch.from_numpy(ds.train.images.transpose(0, 3, 1, 2).copy()))
+    return normalize(torch.from_numpy(ds.train.images.transpose(0, 3, 1, 2).copy()), ds.normalization)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_unknown_method_and_options_are_named_with_what_is_allowed():
         pruning.validate("magnitude", 0.5, {"seed": 0})
     with pytest.raises(ValueError, match=r"'kmeans_channel': unknown option\(s\) 'scope'; allowed options: seed, "
                                          "n_init, merge"):
-        pruning.prune(ResNet20(), "kmeans_channel", 0.5, scope="layer")
+        pruning.prune(CifarResNet(), "kmeans_channel", 0.5, scope="layer")
     bad = [("magnitude", {"scope": "local"}, r"scope='local'.*allowed: 'global' or 'layer'"),
            ("magnitude", {"include_fc": 1}, r"include_fc=1.*allowed: False or True"),
            ("l2_unit", {"include_stem": "yes"}, r"include_stem='yes'"),
@@ -202,7 +203,7 @@ def test_magnitude_global_zeroes_exactly_the_smallest(models, pruned, which, rat
 
 
 def test_magnitude_gives_the_exact_count_with_tied_weights():
-    model = ResNet20()
+    model = CifarResNet()
     with torch.no_grad():
         for _, w in prunable_weights(model).items():
             w.copy_(torch.sign(w) * 0.5)  # every prunable |w| is the same: a threshold would take all or none
@@ -328,7 +329,7 @@ def test_kmeans_shared_gives_exactly_k_distinct_filters(models, pruned, batch, w
 
 
 def test_kmeans_shared_caps_k_at_the_distinct_filters_and_is_deterministic(batch):
-    model = ResNet20().eval()
+    model = CifarResNet().eval()
     with torch.no_grad():  # blocks.0.conv1 holds only 3 different filters
         w = model.blocks[0].conv1.weight
         w.copy_(w[torch.arange(16) % 3])
@@ -380,7 +381,7 @@ def test_kmeans_channel_shrinks_blocks_and_merges(models, pruned, which, ratio, 
     assert math.isfinite(loss.item()) and all(p.grad is not None for p in model.parameters())
 
 
-def pair_up(model: ResNet20, noise: float) -> ResNet20:
+def pair_up(model: CifarResNet, noise: float) -> CifarResNet:
     """A copy whose blocks' inner channels come in pairs: channel 2j+1 = channel 2j (filter and BN entries),
     plus `noise` times a random perturbation of the filter."""
     model = copy.deepcopy(model)
@@ -470,3 +471,55 @@ def test_each_criterion_is_matched_to_the_baseline_that_reproduces_its_counts():
     assert {m: pruning.baseline_of(m) for m in (pruning.CONTROL, *pruning.METHODS)} == {
         "none": None, "magnitude": "random", "l2_unit": "random_channel", "kmeans_shared": None,
         "kmeans_channel": "random_channel", "random": None, "random_channel": None}
+
+
+# ---------------------------------------------------------------------------------------------- every depth
+
+@pytest.fixture(scope="module")
+def deep_models(one_thread) -> dict:
+    """One random model per depth of the family, with BN statistics that are not the init's (so ratio 0 and the
+    merges are tested on something other than identity BNs)."""
+    out = {}
+    for depth in DEPTHS:
+        torch.manual_seed(depth)
+        model = CifarResNet(depth)
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.normal_(0, 0.1)
+                    m.running_var.uniform_(0.5, 1.5)
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.normal_(0, 0.1)
+        out[depth] = model.eval()
+    return out
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+@pytest.mark.parametrize("method", pruning.METHODS)
+def test_every_method_prunes_every_depth(deep_models, method, depth, tmp_path):
+    """The registry over the family, as timm's tests run over its model registry: each method prunes each depth
+    at 0.5 into a model that is smaller where it should be, runs, and reloads with the same outputs; at ratio 0 the
+    outputs are the base's."""
+    base, x = deep_models[depth], torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = base(x)
+        kept = pruning.prune(base, method, 0.0).model.eval()
+        assert torch.allclose(kept(x), expected, atol=1e-4, rtol=1e-4)
+    result = pruning.prune(base, method, 0.5)
+    model = result.model.eval()
+    n = (depth - 2) // 6
+    assert model.depth == depth and len(model.blocks) == 3 * n
+    if method in ("l2_unit", "kmeans_channel", "random_channel"):
+        assert model.inner_widths == [w - round(0.5 * w) for w in STREAM_WIDTHS for _ in range(n)]
+        assert count_params(model) < count_params(base)
+    elif method == "kmeans_shared":
+        assert sum(isinstance(m, SharedConv2d) for m in model.modules()) == 6 * n + 1  # every 3x3 conv
+    else:  # magnitude, random: half of the conv weights (stem excluded by default) held at zero
+        conv = sum(m.weight.numel() for name, m in model.named_modules()
+                   if isinstance(m, torch.nn.Conv2d) and name != "conv1")
+        assert pruning.masked_zeros(model) == round(0.5 * conv)
+    save_checkpoint(tmp_path / "m.pt", model)
+    back, _ = load_checkpoint(tmp_path / "m.pt")
+    with torch.no_grad():
+        assert torch.equal(back.eval()(x), model(x))
+    assert back.spec() == model.spec()

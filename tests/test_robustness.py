@@ -122,6 +122,6 @@ def test_training_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path,
     # The killed process could not end its MLflow run: the rerun marks it KILLED instead of leaving it RUNNING.
     from mlflow.tracking import MlflowClient
     client = MlflowClient(tracking_uri=f"sqlite:///{killed / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("resnet20-pruning")
+    exp = client.get_experiment_by_name("resnet20-cifar10")
     runs = client.search_runs([exp.experiment_id], "attributes.run_name = 'train-sgd'")
     assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"], [r.info.status for r in runs]

@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from cnn_pruning import speed
 from cnn_pruning.inputs import random_batch
-from cnn_pruning.model import ResNet20, SharedConv2d
+from cnn_pruning.model import CifarResNet, SharedConv2d
 
 PACKAGE = {"pytorch": "torch", "torch_compile": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
 
@@ -21,10 +21,10 @@ def need(runtime: str) -> None:
 
 
 @torch.no_grad()
-def random_resnet(inner_widths=None, seed: int = 0, shared: bool = True) -> ResNet20:
+def random_resnet(inner_widths=None, seed: int = 0, shared: bool = True) -> CifarResNet:
     """A ResNet20 whose BatchNorms have non-trivial statistics and affine parameters, plus one shared conv."""
     torch.manual_seed(seed)
-    model = ResNet20(inner_widths=inner_widths)
+    model = CifarResNet(inner_widths=inner_widths)
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
@@ -92,11 +92,11 @@ def test_wrong_export_is_refused(runtime, monkeypatch):
 
 def test_unknown_runtime():
     with pytest.raises(ValueError, match="unknown runtime"):
-        speed.compile_for(ResNet20(), "tensorrt", batch_size=4)
+        speed.compile_for(CifarResNet(), "tensorrt", batch_size=4)
 
 
 def test_compare_speed_runs_both_alike(monkeypatch):
-    base, cand = ResNet20(), ResNet20(inner_widths=[2] * 9)
+    base, cand = CifarResNet(), CifarResNet(inner_widths=[2] * 9)
     calls, real_compile = [], speed.compile_for
 
     def counting_compile(model, *args, **kwargs):
@@ -135,7 +135,7 @@ def test_compare_speed_runs_both_alike(monkeypatch):
 
 
 def test_compare_speed_budget_stops_after_whole_rounds():
-    res = speed.compare_speed(ResNet20([1] * 9), ResNet20([1] * 9), "pytorch", batch_sizes=(1,), rounds=50,
+    res = speed.compare_speed(CifarResNet([1] * 9), CifarResNet([1] * 9), "pytorch", batch_sizes=(1,), rounds=50,
                               warmup=1, min_sample_ms=0.0, max_seconds=1e-9)
     assert res["rounds_done"]["1"] == 3 and len(res["base"]["1"]["ms"]) == len(res["candidate"]["1"]["ms"]) == 3
 
@@ -144,6 +144,6 @@ def test_compare_speed_budget_stops_after_whole_rounds():
 def test_cheaper_candidate_is_faster(runtime):
     """Behaviour, not a timing assertion: a model with ~8x fewer conv FLOPs must come out faster."""
     need(runtime)
-    res = speed.compare_speed(ResNet20(), ResNet20(inner_widths=[2] * 9), runtime, batch_sizes=(64,),
+    res = speed.compare_speed(CifarResNet(), CifarResNet(inner_widths=[2] * 9), runtime, batch_sizes=(64,),
                               rounds=3, warmup=1, min_sample_ms=0.0)
     assert res["speedup"]["64"] > 1, res["speedup"]

@@ -7,7 +7,7 @@ import torch
 
 from cnn_pruning import pruning
 from cnn_pruning.measure import accuracy
-from cnn_pruning.model import ResNet20
+from cnn_pruning.model import CifarResNet
 from cnn_pruning.point import run_point
 from cnn_pruning.study import DEFAULT_VARIANT, point_name, seeded, series_name
 from cnn_pruning.train import TrainConfig
@@ -37,7 +37,7 @@ def test_names_of_points_and_series():
 def points(tmp_path_factory):
     """A few points on a tiny dataset: the same base, methods with and without randomness, two seeds."""
     torch.manual_seed(0)
-    base, ds, scratch = ResNet20(), tiny_dataset(), tmp_path_factory.mktemp("points") / "x.rz"
+    base, ds, scratch = CifarResNet(), tiny_dataset(), tmp_path_factory.mktemp("points") / "x.rz"
     out = {}
     for method, ratio, seed in (("magnitude", 0.5, 0), ("magnitude", 0.5, 1), ("random", 0.5, 0),
                                 ("random", 0.5, 1), ("random", 0.5, 0), ("none", None, 0)):

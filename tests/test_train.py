@@ -8,18 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_pruning.datasets.dataset import CIFAR10, CIFAR10_CLASSES, Split
-from cnn_pruning.model import ResNet20
+from cnn_pruning.datasets.catalog import CIFAR10_CLASSES
+from cnn_pruning.datasets.dataset import Dataset, Split
+from cnn_pruning.model import CifarResNet
 from cnn_pruning.train import (TrainConfig, TrainingDiverged, augment, fit, lr_multiplier,
                                make_optimizer)
 from conftest import class_images
 
 
-def tiny_dataset(per_class: int = 12) -> CIFAR10:
+def tiny_dataset(per_class: int = 12) -> Dataset:
     def split(n, seed):
         images = np.concatenate([class_images(c, n, seed) for c in range(10)])
         return Split(images, np.repeat(np.arange(10), n).astype(np.int64))
-    return CIFAR10(split(per_class, 0), split(4, 1), split(4, 2), CIFAR10_CLASSES, "synthetic", None)
+    return Dataset(split(per_class, 0), split(4, 1), split(4, 2), CIFAR10_CLASSES, "synthetic", None)
 
 
 CFG = TrainConfig(epochs=2, batch_size=32, eval_batch_size=64, seed=0)
@@ -28,15 +29,15 @@ CFG = TrainConfig(epochs=2, batch_size=32, eval_batch_size=64, seed=0)
 @pytest.mark.parametrize("name,cls", [("adam", torch.optim.Adam), ("sgd", torch.optim.SGD),
                                       ("Adamax", torch.optim.Adamax), ("adamw", torch.optim.AdamW)])
 def test_optimizer_factory_takes_any_torch_optim_name(name, cls):
-    opt = make_optimizer(name, ResNet20().parameters(), {"lr": 0.01, "weight_decay": 1e-4})
+    opt = make_optimizer(name, CifarResNet().parameters(), {"lr": 0.01, "weight_decay": 1e-4})
     assert type(opt) is cls and opt.param_groups[0]["lr"] == 0.01
 
 
 def test_optimizer_factory_rejects_unknown_names_and_hyperparameters():
     with pytest.raises(ValueError, match=r"unknown optimizer 'adamm'; allowed: .*adam, adamax"):
-        make_optimizer("adamm", ResNet20().parameters(), {"lr": 0.1})
+        make_optimizer("adamm", CifarResNet().parameters(), {"lr": 0.1})
     with pytest.raises(ValueError, match=r"optimizer 'sgd': unknown hyperparameter\(s\) \['betas'\]"):
-        make_optimizer("sgd", ResNet20().parameters(), {"lr": 0.1, "betas": (0.9, 0.99)})
+        make_optimizer("sgd", CifarResNet().parameters(), {"lr": 0.1, "betas": (0.9, 0.99)})
 
 
 def test_augment_keeps_shape_dtype_and_content_up_to_crop_and_flip():
@@ -71,7 +72,7 @@ def test_training_learns_and_is_deterministic_on_cpu():
     histories, states = [], []
     for _ in range(2):
         torch.manual_seed(0)
-        model = ResNet20()
+        model = CifarResNet()
         histories.append(fit(model, ds, "adam", {"lr": 0.01}, CFG, desc="t"))
         states.append(model.state_dict())
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
@@ -84,7 +85,7 @@ def test_training_learns_and_is_deterministic_on_cpu():
 def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path):
     ds, cfg = tiny_dataset(), TrainConfig(epochs=3, batch_size=32, eval_batch_size=64, seed=1)
     torch.manual_seed(1)
-    straight = ResNet20()
+    straight = CifarResNet()
     want = fit(straight, ds, "sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}, cfg, desc="t")
 
     class Crash(Exception):
@@ -96,27 +97,32 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path):
 
     torch.manual_seed(1)
     with pytest.raises(Crash):
-        fit(ResNet20(), ds, "sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}, cfg,
+        fit(CifarResNet(), ds, "sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}, cfg,
             resume_path=tmp_path / "state.pt", resume_key="k", on_epoch=crash_after_2, desc="t")
     seen = []
-    resumed = ResNet20()  # a fresh init: everything must come from the saved state
+    resumed = CifarResNet()  # a fresh init: everything must come from the saved state
     got = fit(resumed, ds, "sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}, cfg,
               resume_path=tmp_path / "state.pt", resume_key="k", on_epoch=seen.append, desc="t")
     assert [r["epoch"] for r in seen] == [1, 2, 3]  # the finished epochs are replayed to the tracker
     assert [r["val_acc"] for r in got] == [r["val_acc"] for r in want]
     assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
     # A state saved for other inputs is ignored, not resumed.
-    other = fit(ResNet20(), ds, "sgd", {"lr": 0.05}, TrainConfig(epochs=1, batch_size=32, seed=1),
+    other = fit(CifarResNet(), ds, "sgd", {"lr": 0.05}, TrainConfig(epochs=1, batch_size=32, seed=1),
                 resume_path=tmp_path / "state.pt", resume_key="other", desc="t")
     assert len(other) == 1
     # A resume file cut short (e.g. a full disk) is ignored and training starts over, rather than crashing.
     (tmp_path / "state.pt").write_bytes((tmp_path / "state.pt").read_bytes()[:100])
     torch.manual_seed(1)
-    restarted = fit(ResNet20(), ds, "sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}, cfg,
+    restarted = fit(CifarResNet(), ds, "sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}, cfg,
                     resume_path=tmp_path / "state.pt", resume_key="k", desc="t")
     assert [r["val_acc"] for r in restarted] == [r["val_acc"] for r in want]
 
 
 def test_divergence_stops_with_the_optimizer_and_lr_named():
     with pytest.raises(TrainingDiverged, match=r"optimizer 'sgd' \(lr=1e\+20\)"):
-        fit(ResNet20(), tiny_dataset(4), "sgd", {"lr": 1e20}, TrainConfig(epochs=3, batch_size=20), desc="t")
+        fit(CifarResNet(), tiny_dataset(4), "sgd", {"lr": 1e20}, TrainConfig(epochs=3, batch_size=20), desc="t")
+
+
+def test_a_model_for_other_classes_is_refused_before_training():
+    with pytest.raises(ValueError, match=r"the model has 100 outputs, the data 10 classes \(cifar10\)"):
+        fit(CifarResNet(num_classes=100), tiny_dataset(2), "sgd", {"lr": 0.1}, TrainConfig(epochs=1, device="cpu"))

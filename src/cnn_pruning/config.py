@@ -27,12 +27,14 @@ from . import pruning, schema
 from .datasets.prepare import DataConfig
 from .errors import UserError
 from .evaluation import EvaluateConfig, SweepConfig
+from .model import ModelConfig
 from .params import TrackingConfig
 from .study_report import StudyConfig
 from .train import BaseTrainingConfig, FinetuneConfig, optimizer_class
 
 # params.yaml's sections, in file order, and the dataclass that defines each.
-SECTIONS: dict[str, type] = {"data": DataConfig, "train": BaseTrainingConfig, "prune": pruning.PruneConfig,
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": BaseTrainingConfig,
+                             "prune": pruning.PruneConfig,
                              "finetune": FinetuneConfig, "evaluate": EvaluateConfig, "sweep": SweepConfig,
                              "study": StudyConfig, "tracking": TrackingConfig}
 
@@ -50,15 +52,19 @@ def optimizer_problems(key: str, name: Any, hparams: Any) -> list[str]:
     return []
 
 
-def source_problems(source: str) -> list[str]:
-    """A local data.source (path or file:// URL, relative to the project root) must exist: checked here, because
-    once the download stage starts DVC has already deleted the data it would replace. URLs are checked on download."""
+def source_problems(data: dict) -> list[str]:
+    """A null data.source needs a dataset with an official tarball; a local one (path or file:// URL, relative to
+    the project root) must exist: checked here, because once the download stage starts DVC has already deleted the
+    data it would replace. URLs are checked on download."""
     from .datasets.dataset import DataError
+    from .datasets.prepare import official_source
     from .datasets.source import locate
     from .params import project_root
 
     try:
-        locate(source, project_root())
+        source, _ = official_source(data["name"], data["source"], data["md5"])
+        if data["source"] is not None:
+            locate(source, project_root())
     except DataError as e:
         return [str(e)]
     return []
@@ -121,7 +127,7 @@ def problems(params: Any) -> list[str]:
         return out  # the cross-section checks below assume the shapes are right
 
     train, prune, finetune = params["train"], params["prune"], params["finetune"]
-    out += source_problems(params["data"]["source"])
+    out += source_problems(params["data"])
     if not train["optimizers"]:
         out.append("train.optimizers is empty; list at least one optimizer (e.g. [sgd])")
     for opt in train["optimizers"]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch.nn as nn
 
 from . import export, files, pruning, speed
-from .datasets.dataset import CIFAR10, Split
+from .datasets.dataset import Dataset, Split
 from .machine import DEVICES, pick_device
 from .measure import accuracy, model_summary
 from .model import load_checkpoint
@@ -113,7 +113,7 @@ class EvaluateOutputs:
     scratch: str    # the base's export while it is measured; removed afterwards
 
 
-def evaluate_and_save(name: str, model_path: str, base_path: str, cfg: EvaluateConfig, ds: CIFAR10, run,
+def evaluate_and_save(name: str, model_path: str, base_path: str, cfg: EvaluateConfig, ds: Dataset, run,
                       labels: dict, outputs: EvaluateOutputs) -> dict:
     """Measure the model at `model_path` against the base at `base_path` (compare()), write `outputs` and log the
     scalars and files to `run`."""
@@ -124,7 +124,7 @@ def evaluate_and_save(name: str, model_path: str, base_path: str, cfg: EvaluateC
         batch_size=cfg.batch_size, rounds=cfg.rounds, warmup=cfg.warmup, device=str(pick_device(cfg.device)),
         threads=cfg.threads, precision=cfg.precision)
     files.remove(outputs.scratch)
-    metrics = {**labels, **metrics}
+    metrics = {**labels, "architecture": model.name, "dataset": ds.title, **metrics}
     files.write_json(outputs.metrics, metrics)
     files.write_json(outputs.timing, timing)
     run.log_metrics({k: v for k, v in metrics.items() if k not in ("ratio", "threads", "timed_rounds")})

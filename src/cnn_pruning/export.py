@@ -1,7 +1,7 @@
-"""The compact stored form of a model: what a pruned ResNet20 really costs on disk, losslessly.
+"""The compact stored form of a model: what a pruned CifarResNet really costs on disk, losslessly.
 
     nbytes = export_compact(model, "models/magnitude.rz")   # bytes on disk
-    model = load_compact("models/magnitude.rz")               # a ResNet20, same outputs bit for bit in eval mode
+    model = load_compact("models/magnitude.rz")               # a CifarResNet, same outputs bit for bit in eval mode
 
 Every model, the dense baseline included, goes through the same encoder, so size ratios compare like with like.
 The encoding of each state_dict tensor is chosen from its content, never from a method name:
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .files import atomic_path
-from .model import CheckpointError, ResNet20, build
+from .model import CheckpointError, CifarResNet, build
 
 MAGIC = b"RESNETZ1"
 FORMAT = 1
@@ -114,7 +114,7 @@ def _encode_float(w: _Writer, a: np.ndarray) -> dict:
     return rec
 
 
-def export_compact(model: ResNet20, path: str | os.PathLike) -> int:
+def export_compact(model: CifarResNet, path: str | os.PathLike) -> int:
     """Write `model` (spec, state_dict, masks) compactly to `path` (atomically); returns the file's size in bytes."""
     w, records = _Writer(), []
     masks = {k: v.detach().cpu().bool() for k, v in getattr(model, "masks", {}).items()}
@@ -154,7 +154,7 @@ def export_compact(model: ResNet20, path: str | os.PathLike) -> int:
 
 # ---------------------------------------------------------------------------------------------- reading
 
-def load_compact(path: str | os.PathLike) -> ResNet20:
+def load_compact(path: str | os.PathLike) -> CifarResNet:
     """Rebuild the model written by export_compact (train mode, like load_checkpoint); ExportError if anything
     about the file is wrong."""
     path = Path(path)
@@ -177,7 +177,7 @@ def load_compact(path: str | os.PathLike) -> ResNet20:
         raise ExportError(f"{path}: malformed compact export ({type(e).__name__}: {e})") from e
 
 
-def _decode(body: bytes) -> ResNet20:
+def _decode(body: bytes) -> CifarResNet:
     (hlen,) = struct.unpack_from("<I", body)
     header = json.loads(body[4:4 + hlen])
     if header.get("format") != FORMAT:

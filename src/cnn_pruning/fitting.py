@@ -2,7 +2,7 @@
 timing, per-epoch history and chart, logging each epoch and each file to the stage's tracking run.
 
     outputs = FitOutputs(model="models/base/sgd.pt", metrics="metrics/train/sgd.json", ...)   # paths: dvc.yaml's
-    fit_and_save(ResNet20(), ds, stage="train", name="sgd", optimizer="sgd", hparams={...}, cfg=cfg, run=run,
+    fit_and_save(CifarResNet(), ds, stage="train", name="sgd", optimizer="sgd", hparams={...}, cfg=cfg, run=run,
                  outputs=outputs, resume_key=files.fingerprint(...), meta={"optimizer": "sgd"})
 
 Nothing here imports mlflow: the stage passes in the run it got from cnn_pruning.tracking.
@@ -14,9 +14,9 @@ import statistics
 from dataclasses import dataclass
 
 from . import charts, files, measure
-from .datasets.dataset import CIFAR10
+from .datasets.dataset import Dataset
 from .machine import device_tags, machine_load, pick_device
-from .model import ResNet20, count_params, save_checkpoint
+from .model import CifarResNet, count_params, save_checkpoint
 from .train import HISTORY_COLUMNS, TrainConfig, fit
 
 
@@ -31,7 +31,7 @@ class FitOutputs:
     resume: str     # scratch state after every epoch; a crash resumes from it, success removes it
 
 
-def fit_and_save(model: ResNet20, ds: CIFAR10, *, stage: str, name: str, optimizer: str, hparams: dict,
+def fit_and_save(model: CifarResNet, ds: Dataset, *, stage: str, name: str, optimizer: str, hparams: dict,
                  cfg: TrainConfig, run, outputs: FitOutputs, resume_key: str, meta: dict) -> dict:
     """Train `model` with the recipe, write every file in `outputs` and log them; returns the metrics."""
     device = pick_device(cfg.device)
@@ -55,7 +55,8 @@ def fit_and_save(model: ResNet20, ds: CIFAR10, *, stage: str, name: str, optimiz
     files.write_json(outputs.metrics, metrics)
     files.write_json(outputs.timing, timing)
     files.write_csv(outputs.history, history, HISTORY_COLUMNS)
-    charts.plot_history(history, outputs.chart, f"ResNet20, {stage} {name}: loss and accuracy per epoch")
+    charts.plot_history(history, outputs.chart,
+                        f"{model.name} on {ds.title}, {stage} {name}: loss and accuracy per epoch")
     run.log_metrics({k: v for k, v in {**metrics, **timing}.items() if k not in ("epochs", "best_val_epoch")})
     run.log_model(outputs.model)
     run.log_artifacts(outputs.metrics, outputs.timing, outputs.history, outputs.chart)

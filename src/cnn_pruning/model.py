@@ -1,13 +1,20 @@
-"""ResNet20 for CIFAR-10 exactly as He et al. 2016 (sec. 4.2) define it, with per-block inner widths, and checkpoints.
+"""The CIFAR ResNet family exactly as He et al. 2016 (sec. 4.2) define it, with free widths, and checkpoints.
 
-    model = ResNet20()                               # 3 stages x 3 BasicBlocks, 16/32/64 channels: 269,722 params
-    model = ResNet20(inner_widths=[8] * 9)           # a pruned model: each block's first conv has 8 filters
-    save_checkpoint("m.pt", model, meta={...})      # state_dict + architecture spec + masks, nothing pickled
+    model = CifarResNet()                             # CifarResNet: 3 stages x 3 BasicBlocks, 16/32/64: 269,722 params
+    model = CifarResNet(depth=56, num_classes=100)    # depth = 6n + 2: n BasicBlocks per stage
+    model = CifarResNet(inner_widths=[8] * 9)         # a pruned model: each block's first conv has 8 filters
+    save_checkpoint("m.pt", model, meta={...})       # state_dict + architecture spec + masks, nothing pickled
     model, meta = load_checkpoint("m.pt")            # torch.load(weights_only=True), strict shape/key check
 
-The shortcut is option A (parameter-free): stride-2 subsampling plus zero channels, as in the paper's CIFAR runs.
-The inner width of a block (output channels of its first conv) is free; the residual stream's widths are fixed,
-so a pruned model is rebuilt from its widths and loads its state_dict strictly.
+Everything that shapes the network is in its spec (model.spec(), saved in every checkpoint): depth, classes, the
+width of each stage's residual stream, each block's inner width, the option-A shortcut's channel maps, shared
+layers, and the normalisation statistics its inputs must be given (cnn_pruning.inputs.normalize). So any
+checkpoint rebuilds itself; checkpoints written before the family existed (spec arch "resnet20") still load.
+
+The shortcut is option A (parameter-free), as in the paper's CIFAR runs: where a block changes the stream's width
+or resolution, the input is subsampled by the stride and each output channel copies one input channel or is zero.
+Which channel lands where is an explicit map stored in the spec (by default the paper's: the input's channels in
+the middle, zeros half before and half after), so a pruned stream, or merged stream channels, can be expressed.
 
 Two more things a pruned model may carry, both part of the spec/checkpoint so they survive save and load:
   * SharedConv2d layers (weight sharing): a codebook of k filters plus each output filter's assignment;
@@ -21,38 +28,84 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .datasets.catalog import CIFAR10_NORMALIZATION
 from .files import atomic_path
+from .schema import Rule, setting
 
-STAGE_WIDTHS = (16, 32, 64)
-BLOCKS_PER_STAGE = 3
-NUM_BLOCKS = len(STAGE_WIDTHS) * BLOCKS_PER_STAGE
+DEPTHS = (20, 32, 44, 56, 110)  # the depths of He et al.'s CIFAR table (6n + 2 for n = 3, 5, 7, 9, 18)
+STREAM_WIDTHS = (16, 32, 64)    # the residual stream's width in each of the three stages
+ARCH = "cifar_resnet"
+LEGACY_ARCH = "resnet20"        # the spec's arch before depth, stream widths and normalisation were recorded
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is unsafe, malformed, or does not match its architecture spec."""
 
 
+def blocks_per_stage(depth) -> int:
+    """n of depth = 6n + 2 (two convs per block, three stages, plus the stem and the classifier)."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"depth must be 6n + 2 with n >= 1 (He et al.'s CIFAR ResNets: "
+                         f"{', '.join(map(str, DEPTHS))}), got {depth!r}")
+    return (depth - 2) // 6
+
+
+def _is_depth(value) -> bool:
+    try:
+        blocks_per_stage(value)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class ModelConfig:
+    """params.yaml's model section: which CIFAR ResNet is trained (its number of classes comes from the data)."""
+    depth: int = setting(20, Rule(_is_depth, "6n + 2 with n >= 1: 20, 32, 44, 56, 110 (He et al.'s table)"),
+                         "layers with weights: 20 = CifarResNet (3 blocks per stage), 56 = ResNet56 (9), 110 (18)")
+
+
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
 
 
-class ShortcutA(nn.Module):
-    """Option A: subsample by the stride and pad the new channels with zeros (half before, half after)."""
+def padding_map(cin: int, cout: int) -> list[int]:
+    """The paper's option A as a channel map: the cin input channels in the middle, zeros half before, half after
+    (output j copies input j - pad, or is zero: -1)."""
+    if cout < cin:
+        raise ValueError(f"option A pads {cin} channels to {cout}: a narrower output needs an explicit shortcut map")
+    pad = (cout - cin) // 2
+    return [j - pad if pad <= j < pad + cin else -1 for j in range(cout)]
 
-    def __init__(self, cin: int, cout: int, stride: int):
+
+class ShortcutA(nn.Module):
+    """Option A with an explicit channel map: subsample by the stride, then output channel j is input channel
+    channel_map[j], or zero where channel_map[j] = -1. No parameters; the map is architecture (in the spec)."""
+
+    def __init__(self, cin: int, channel_map: list[int], stride: int):
         super().__init__()
-        self.stride, self.pad = stride, (cout - cin) // 2
+        if not all(isinstance(c, int) and -1 <= c < cin for c in channel_map) or not channel_map:
+            raise ValueError(f"a shortcut map lists, per output channel, an input channel in 0..{cin - 1} or -1 "
+                             f"(zero); got {channel_map}")
+        self.stride, self.in_channels, self.channel_map = stride, cin, list(channel_map)
+        # gather from the input plus one zero channel (index cin): exact copies, and ONNX-exportable (Concat+Gather)
+        self.register_buffer("index", torch.tensor([c if c >= 0 else cin for c in channel_map]), persistent=False)
 
     def forward(self, x):
         if self.stride > 1:
             x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, self.pad, self.pad)) if self.pad else x
+        zero = x.new_zeros(x.shape[0], 1, x.shape[2], x.shape[3])
+        return torch.cat([x, zero], 1).index_select(1, self.index)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels} -> {len(self.channel_map)}, stride={self.stride}"
 
 
 class SharedConv2d(nn.Module):
@@ -95,11 +148,15 @@ class SharedConv2d(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    def __init__(self, cin: int, inner: int, cout: int, stride: int):
+    def __init__(self, cin: int, inner: int, cout: int, stride: int, shortcut_map: list[int] | None = None):
         super().__init__()
         self.conv1, self.bn1 = conv3x3(cin, inner, stride), nn.BatchNorm2d(inner)
         self.conv2, self.bn2 = conv3x3(inner, cout), nn.BatchNorm2d(cout)
-        self.shortcut = ShortcutA(cin, cout, stride) if (stride != 1 or cin != cout) else nn.Identity()
+        if shortcut_map is None and (stride != 1 or cin != cout):
+            shortcut_map = padding_map(cin, cout)
+        if shortcut_map is not None and len(shortcut_map) != cout:
+            raise ValueError(f"a shortcut map needs one entry per output channel ({cout}), got {len(shortcut_map)}")
+        self.shortcut = nn.Identity() if shortcut_map is None else ShortcutA(cin, shortcut_map, stride)
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -107,22 +164,40 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class ResNet20(nn.Module):
-    def __init__(self, inner_widths: list[int] | None = None, num_classes: int = 10, shared: dict | None = None):
+def _positive_ints(values, count: int, what: str, per: str) -> list[int]:
+    values = list(values)
+    if len(values) != count or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in values):
+        raise ValueError(f"{what} must be {count} positive ints (one per {per}), got {values}")
+    return values
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, depth: int = 20, num_classes: int = 10, stream_widths: list[int] | None = None,
+                 inner_widths: list[int] | None = None, shortcut_maps: dict[str, list[int]] | None = None,
+                 shared: dict | None = None, normalization: dict | None = None):
         super().__init__()
-        outer = [w for w in STAGE_WIDTHS for _ in range(BLOCKS_PER_STAGE)]
-        inner_widths = list(outer if inner_widths is None else inner_widths)
-        if len(inner_widths) != NUM_BLOCKS or not all(isinstance(w, int) and w >= 1 for w in inner_widths):
-            raise ValueError(f"inner_widths must be {NUM_BLOCKS} positive ints (one per block), got {inner_widths}")
-        self.inner_widths, self.num_classes = inner_widths, num_classes
-        self.conv1, self.bn1 = conv3x3(3, STAGE_WIDTHS[0]), nn.BatchNorm2d(STAGE_WIDTHS[0])
-        blocks, cin = [], STAGE_WIDTHS[0]
-        for i, (inner, cout) in enumerate(zip(inner_widths, outer)):
-            stride = 2 if (i % BLOCKS_PER_STAGE == 0 and i > 0) else 1
-            blocks.append(BasicBlock(cin, inner, cout, stride))
+        n = blocks_per_stage(depth)
+        stream = _positive_ints(STREAM_WIDTHS if stream_widths is None else stream_widths, len(STREAM_WIDTHS),
+                                "stream_widths", "stage")
+        outer = [w for w in stream for _ in range(n)]
+        inner = _positive_ints(outer if inner_widths is None else inner_widths, len(outer),
+                               "inner_widths", "block")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        maps = dict(shortcut_maps or {})
+        unknown = sorted(set(maps) - {f"blocks.{i}" for i in range(len(outer))})
+        if unknown:
+            raise ValueError(f"shortcut maps for blocks that do not exist: {unknown} (blocks.0..{len(outer) - 1})")
+        self.depth, self.num_classes, self.stream_widths, self.inner_widths = depth, num_classes, stream, inner
+        self.normalization = _normalization(normalization)
+        self.conv1, self.bn1 = conv3x3(3, stream[0]), nn.BatchNorm2d(stream[0])
+        blocks, cin = [], stream[0]
+        for i, (width, cout) in enumerate(zip(inner, outer)):
+            stride = 2 if (i % n == 0 and i > 0) else 1
+            blocks.append(BasicBlock(cin, width, cout, stride, maps.get(f"blocks.{i}")))
             cin = cout
         self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(STAGE_WIDTHS[-1], num_classes)
+        self.fc = nn.Linear(stream[-1], num_classes)
         for m in self.modules():  # He init, as the reference CIFAR ResNets use
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight)
@@ -130,11 +205,15 @@ class ResNet20(nn.Module):
         for name, k in (shared or {}).items():
             self.share(name, k)
 
+    @property
+    def name(self) -> str:
+        return f"ResNet{self.depth}"
+
     def share(self, name: str, k: int) -> SharedConv2d:
         """Replace the conv called `name` (e.g. "blocks.0.conv1") by a SharedConv2d with k filters; returns it."""
         conv = self.get_submodule(name)
         if not isinstance(conv, nn.Conv2d) or conv.kernel_size != (3, 3):
-            raise ValueError(f"{name!r} is not a 3x3 conv of this ResNet20")
+            raise ValueError(f"{name!r} is not a 3x3 conv of this {self.name}")
         layer = SharedConv2d(conv.in_channels, conv.out_channels, int(k), conv.stride[0])
         parent, _, attr = name.rpartition(".")
         setattr(self.get_submodule(parent) if parent else self, attr, layer)
@@ -149,8 +228,24 @@ class ResNet20(nn.Module):
     def spec(self) -> dict:
         """Everything needed to rebuild this architecture; plain types only, so it loads with weights_only=True."""
         shared = {n: m.k for n, m in self.named_modules() if isinstance(m, SharedConv2d)}
-        return {"arch": "resnet20", "inner_widths": list(self.inner_widths), "num_classes": self.num_classes,
-                "shared": shared}
+        maps = {f"blocks.{i}": list(b.shortcut.channel_map) for i, b in enumerate(self.blocks)
+                if isinstance(b.shortcut, ShortcutA)}
+        return {"arch": ARCH, "depth": self.depth, "num_classes": self.num_classes,
+                "stream_widths": list(self.stream_widths), "inner_widths": list(self.inner_widths),
+                "shortcut_maps": maps, "shared": shared,
+                "normalization": {k: list(v) for k, v in self.normalization.items()}}
+
+
+def _normalization(stats: dict | None) -> dict:
+    """{"mean": 3 floats, "std": 3 floats > 0} per RGB channel, as fractions of 255; None means CIFAR-10's."""
+    stats = CIFAR10_NORMALIZATION if stats is None else stats
+    try:
+        mean, std = [float(v) for v in stats["mean"]], [float(v) for v in stats["std"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"normalization must be {{'mean': [r, g, b], 'std': [r, g, b]}}, got {stats!r}") from e
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise ValueError(f"normalization needs 3 means and 3 positive stds (RGB), got {stats!r}")
+    return {"mean": tuple(mean), "std": tuple(std)}
 
 
 def count_params(model: nn.Module) -> int:
@@ -158,7 +253,7 @@ def count_params(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def apply_masks(model: ResNet20) -> None:
+def apply_masks(model: CifarResNet) -> None:
     """Zero every masked-out entry again (after an optimizer step, say): pruned weights stay pruned."""
     params = dict(model.named_parameters())
     for name, keep in model.masks.items():
@@ -168,7 +263,7 @@ def apply_masks(model: ResNet20) -> None:
         p.mul_(keep)
 
 
-def materialize(model: ResNet20) -> ResNet20:
+def materialize(model: CifarResNet) -> CifarResNet:
     """A copy with every SharedConv2d turned into a plain conv holding the shared weights (same outputs)."""
     dense = copy.deepcopy(model)
     for name, m in list(dense.named_modules()):
@@ -178,18 +273,23 @@ def materialize(model: ResNet20) -> ResNet20:
     return dense
 
 
-def build(spec: dict) -> ResNet20:
-    if not isinstance(spec, dict) or spec.get("arch") != "resnet20":
+def build(spec: dict) -> CifarResNet:
+    """The architecture a spec describes (weights freshly initialised); a pre-family "resnet20" spec is a depth-20
+    model with the paper's stream widths and maps, normalised with the CIFAR-10 statistics."""
+    if not isinstance(spec, dict) or spec.get("arch") not in (ARCH, LEGACY_ARCH):
         got = spec.get("arch") if isinstance(spec, dict) else spec
-        raise CheckpointError(f"unknown architecture {got!r}; allowed: 'resnet20'")
+        raise CheckpointError(f"unknown architecture {got!r}; allowed: {ARCH!r} (or the older {LEGACY_ARCH!r})")
     try:
-        return ResNet20(inner_widths=spec["inner_widths"], num_classes=spec["num_classes"],
-                        shared=spec.get("shared") or {})
+        if spec["arch"] == LEGACY_ARCH:
+            return CifarResNet(20, spec["num_classes"], inner_widths=spec["inner_widths"],
+                               shared=spec.get("shared") or {})
+        return CifarResNet(spec["depth"], spec["num_classes"], spec["stream_widths"], spec["inner_widths"],
+                           spec.get("shortcut_maps") or {}, spec.get("shared") or {}, spec.get("normalization"))
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise CheckpointError(f"bad architecture spec {spec}: {e}") from e
 
 
-def save_checkpoint(path: str | os.PathLike, model: ResNet20, meta: dict | None = None) -> None:
+def save_checkpoint(path: str | os.PathLike, model: CifarResNet, meta: dict | None = None) -> None:
     """Save state_dict + spec + masks (+ meta) atomically. Tensors and plain containers only, never a module."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     masks = {k: v.detach().cpu().bool() for k, v in getattr(model, "masks", {}).items()}
@@ -199,7 +299,7 @@ def save_checkpoint(path: str | os.PathLike, model: ResNet20, meta: dict | None 
         torch.save({"spec": model.spec(), "state_dict": state, "masks": masks, "meta": meta or {}}, f)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[ResNet20, dict]:
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[CifarResNet, dict]:
     """The one loader: weights_only=True, then a strict match of the tensors against the spec's architecture."""
     path = Path(path)
     try:

@@ -18,15 +18,23 @@ import yaml
 from .schema import of_type, setting
 
 PARAMS_FILE = "params.yaml"
-DEFAULT_EXPERIMENT = "resnet20-pruning"
 
 
 @dataclass
 class TrackingConfig:
     """params.yaml's tracking section: where runs are logged (no stage declares it, so a rename reruns nothing).
     Defined here rather than in cnn_pruning.tracking, so that validating params.yaml does not import MLflow."""
-    experiment: str = setting(DEFAULT_EXPERIMENT, of_type(str, text="an MLflow experiment name"),
-                              "MLflow experiment every stage logs into (MLFLOW_EXPERIMENT_NAME overrides)")
+    experiment: str | None = setting(None, of_type(str, text="an MLflow experiment name", optional=True),
+                                     "MLflow experiment every stage logs into; null = resnet<model.depth>-<data.name>, "
+                                     "e.g. resnet20-cifar10 (MLFLOW_EXPERIMENT_NAME overrides)")
+
+
+def experiment_for(params: dict) -> str:
+    """tracking.experiment, or by default one experiment per model and dataset: resnet<depth>-<data name>."""
+    named = (params.get("tracking") or {}).get("experiment")
+    if named:
+        return named
+    return f"resnet{(params.get('model') or {}).get('depth', 20)}-{(params.get('data') or {}).get('name', 'cifar10')}"
 
 
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict:

@@ -16,14 +16,14 @@ from typing import Callable
 import torch.nn as nn
 
 from . import export, files, pruning
-from .datasets.dataset import CIFAR10
+from .datasets.dataset import Dataset
 from .machine import pick_device
 from .measure import accuracy, model_summary
 from .study import DEFAULT_VARIANT, point_name
 from .train import TrainConfig, fit
 
 
-def run_point(base: nn.Module, ds: CIFAR10, method: str, ratio: float | None, seed: int, options: dict,
+def run_point(base: nn.Module, ds: Dataset, method: str, ratio: float | None, seed: int, options: dict,
               recipe: TrainConfig, optimizer: str, hparams: dict, *, scratch: str, resume_path: str | None = None,
               resume_key: str = "", on_epoch: Callable[[dict], None] | None = None) -> tuple[nn.Module, dict]:
     """Prune `base` (a copy; CONTROL: unpruned), fine-tune it with `recipe` at `seed` and measure it on the whole
@@ -47,5 +47,5 @@ def run_point(base: nn.Module, ds: CIFAR10, method: str, ratio: float | None, se
            "distinct_filters": counts["distinct_filters"], "macs": counts["macs"],
            "macs_nonzero_weights": counts["macs_nonzero_weights"], "base_macs": base_counts["macs"],
            "macs_reduction": base_counts["macs"] / max(1, counts["macs_nonzero_weights"]), "size_bytes": size,
-           "epochs": len(history)}
+           "epochs": len(history), "architecture": getattr(base, "name", type(base).__name__), "dataset": ds.title}
     return model, row

@@ -80,6 +80,8 @@ def summary_rows(results: dict) -> list[dict]:
             "speedup": ev["speedup"], "speedup_b1": ev.get("speedup_b1"),
             "images_per_s": ev["images_per_s"], "batch_size": ev["batch_size"], "runtime": ev["runtime"],
             "device": ev["device"], "threads": ev["threads"],
+            # what was pruned: files written before the model family existed are ResNet20 on CIFAR-10
+            "architecture": ev.get("architecture", "ResNet20"), "dataset": ev.get("dataset", "CIFAR-10"),
         })
     order = {m: i for i, m in enumerate(COLOURS)}
     return sorted(rows, key=lambda r: (order.get(r["method"], 99), r["model"]))
@@ -95,7 +97,7 @@ def markdown(rows: list[dict], results: dict) -> str:
         return "# Results\n\nNo evaluated models yet.\n"
     r0 = rows[0]
     lines = ["# Results: what each pruning method costs and buys", "",
-             f"ResNet20 on CIFAR-10; speed measured with {r0['runtime']} on {r0['device']} ({r0['threads']} threads), "
+             f"{r0['architecture']} on {r0['dataset']}; speed measured with {r0['runtime']} on {r0['device']} ({r0['threads']} threads), "
              f"each model timed interleaved with its base in one process; speedup at batch {r0['batch_size']} "
              "and at batch 1.", "",
              "| model | ratio | test acc before prune (%) | after prune (%) | after fine-tune (%) | params | nonzero "

@@ -7,7 +7,7 @@
 Store: MLFLOW_TRACKING_URI if set (e.g. an `mlflow server` URL), else sqlite:///<project root>/mlflow.db, with the
 experiment's artifacts in <project root>/mlartifacts. The root comes from DVC_ROOT, so workspace runs, `--temp`
 runs and queue workers all log into the same store, and artifacts never land in a temporary copy DVC deletes.
-Experiment name: MLFLOW_EXPERIMENT_NAME, else params.yaml `tracking.experiment`.
+Experiment name: MLFLOW_EXPERIMENT_NAME, else params.yaml `tracking.experiment`, else resnet<model.depth>-<data.name>.
 Every run is tagged with the stage, git commit, DVC experiment name, package versions, the data source and its md5
 (for the stages that load the dataset), and anything the stage adds.
 """
@@ -36,7 +36,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from . import files  # noqa: E402
 from .errors import UserError  # noqa: E402
-from .params import DEFAULT_EXPERIMENT, PARAMS_FILE, load_params, project_root  # noqa: E402
+from .params import PARAMS_FILE, experiment_for, load_params, project_root  # noqa: E402
 
 STORE_FILE, ARTIFACT_DIR = "mlflow.db", "mlartifacts"
 VERSIONED_PACKAGES = ("torch", "torchvision", "dvc", "mlflow", "numpy", "scikit-learn")
@@ -55,8 +55,7 @@ def tracking_uri(root: Path | None = None) -> str:
 def experiment_name() -> str:
     if os.environ.get("MLFLOW_EXPERIMENT_NAME"):
         return os.environ["MLFLOW_EXPERIMENT_NAME"]
-    params = load_params(PARAMS_FILE) if Path(PARAMS_FILE).exists() else {}
-    return (params.get("tracking") or {}).get("experiment", DEFAULT_EXPERIMENT)
+    return experiment_for(load_params(PARAMS_FILE) if Path(PARAMS_FILE).exists() else {})
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
@@ -121,8 +120,10 @@ def provenance_tags() -> dict:
 
 
 def data_tags(data) -> dict:
-    """The data a run used (a cnn_pruning.datasets.dataset.CIFAR10): the source it was read from and that file's md5."""
-    return {"data.source": data.source, "data.source_md5": data.source_md5 or ""}
+    """The data a run used (a cnn_pruning.datasets.dataset.Dataset): its name, classes, the source it was read from
+    and that file's md5."""
+    return {"data.name": data.name, "data.classes": str(len(data.classes)), "data.source": data.source,
+            "data.source_md5": data.source_md5 or ""}
 
 
 def get_or_create_experiment(client: MlflowClient, name: str, root: Path) -> str:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import schema
-from .datasets.dataset import CIFAR10
+from .datasets.dataset import Dataset
 from .errors import UserError
 from .files import atomic_path
 from .inputs import normalize, to_device
@@ -165,7 +165,7 @@ def evaluate(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, batch_size: 
     loss_sum, correct = torch.zeros((), device=x_u8.device), torch.zeros((), device=x_u8.device)
     for i in range(0, len(y), batch_size):
         with torch.autocast(x_u8.device.type, dtype=torch.bfloat16, enabled=amp):
-            out = model(normalize(x_u8[i:i + batch_size], channels_last)).float()
+            out = model(normalize(x_u8[i:i + batch_size], model.normalization, channels_last)).float()
         loss_sum += F.cross_entropy(out, y[i:i + batch_size], reduction="sum")
         correct += (out.argmax(1) == y[i:i + batch_size]).sum()
     model.train(was_training)
@@ -182,7 +182,7 @@ def _save_state(path: Path, key: str, model, optimizer, generator, history) -> N
         torch.save(state, tmp)
 
 
-def fit(model: nn.Module, dataset: CIFAR10, optimizer_name: str, hparams: dict, cfg: TrainConfig,
+def fit(model: nn.Module, dataset: Dataset, optimizer_name: str, hparams: dict, cfg: TrainConfig,
         on_epoch: Callable[[dict], None] | None = None, resume_path: str | os.PathLike | None = None,
         resume_key: str = "", desc: str = "train") -> list[dict]:
     """Train `model` in place; returns one row per epoch (epoch, train/val loss and acc, lr, seconds).
@@ -193,6 +193,10 @@ def fit(model: nn.Module, dataset: CIFAR10, optimizer_name: str, hparams: dict, 
     """
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {cfg.epochs} and {cfg.batch_size}")
+    if getattr(model, "num_classes", len(dataset.classes)) != len(dataset.classes):
+        raise ValueError(f"the model has {model.num_classes} outputs, the data {len(dataset.classes)} classes "
+                         f"({dataset.name}): train a model for this dataset")
+    stats = model.normalization  # the statistics the model is trained, evaluated and deployed with
     device = pick_device(cfg.device)
     # channels_last on everywhere and bf16 only on CUDA: what measured fastest (README, "Training").
     channels_last, amp = _flag(cfg.channels_last, device, auto_on_cpu=True), _flag(cfg.amp, device)
@@ -246,7 +250,7 @@ def fit(model: nn.Module, dataset: CIFAR10, optimizer_name: str, hparams: dict, 
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * lr_multiplier(step, total_steps, cfg, steps_per_epoch)
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            x, y = normalize(augment(train_x[idx], generator), channels_last), train_y[idx]
+            x, y = normalize(augment(train_x[idx], generator), stats, channels_last), train_y[idx]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = model(x)
                 loss = loss_fn(out.float(), y)

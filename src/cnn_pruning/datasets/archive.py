@@ -1,5 +1,5 @@
 """A data source as a tree of files: a folder, or a tar (plain, gz, bz2, xz) or zip archive read member by member,
-and where inside it the CIFAR-10 layout sits. The format is judged by content, never by the file name.
+and which layout sits where inside it. The format is judged by content, never by the file name.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 from .dataset import DataError
 
 PYTHON_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
+CIFAR100_FILES = ("train", "test", "meta")
+LAYOUTS = ("cifar10-python", "cifar100-python", "folder")  # what find_layout() recognises
 
 
 class Tree:
@@ -76,7 +78,7 @@ def open_tree(path: Path) -> Tree:
         return tree
     kind = archive_kind(path)
     if kind is None:
-        raise DataError(f"{path}: not a tar/zip archive (judged by its content); expected the official CIFAR-10 "
+        raise DataError(f"{path}: not a tar/zip archive (judged by its content); expected an official CIFAR-10/100 "
                         "python tarball, an image-folder archive (.tar/.tar.gz/.zip) or a folder")
     try:
         if kind == "zip":
@@ -101,18 +103,22 @@ def open_tree(path: Path) -> Tree:
 
 
 def find_layout(tree: Tree) -> tuple[str, str]:
-    """('python', folder) for cifar-10-batches-py content, ('folder', folder) for train/ + test/ image folders."""
+    """(layout, folder): 'cifar10-python' for cifar-10-batches-py content, 'cifar100-python' for cifar-100-python
+    content (files train, test, meta), 'folder' for train/ + test/ image folders."""
     level = [""]
     for _ in range(3):  # the content itself, or wrapped in one or two folders, as archives often do
         for d in level:
             prefix = d + "/" if d else ""
             if prefix + "data_batch_1" in tree.readers and prefix + "test_batch" in tree.readers:
-                return "python", d
+                return "cifar10-python", d
+            if all(prefix + f in tree.readers for f in CIFAR100_FILES):
+                return "cifar100-python", d
             if prefix + "train" in tree.dirs and prefix + "test" in tree.dirs:
                 return "folder", d
         level = [(d + "/" if d else "") + c for d in level for c in tree.children(d)
                  if (d + "/" if d else "") + c in tree.dirs]
-    raise DataError(f"{tree.name}: no CIFAR-10 layout found; expected cifar-10-batches-py files "
-                    f"({', '.join(PYTHON_BATCHES)}, batches.meta) or image folders train/<class>/ and test/<class>/; "
+    raise DataError(f"{tree.name}: no dataset layout found; expected cifar-10-batches-py files "
+                    f"({', '.join(PYTHON_BATCHES)}, batches.meta), cifar-100-python files ({', '.join(CIFAR100_FILES)}) "
+                    f"or image folders train/<class>/ and test/<class>/; "
                     f"found {tree.children('')[:10]}")
 

@@ -1,4 +1,9 @@
-"""Image folders: train/<class>/*.{png,jpg} and test/<class>/*, the ten CIFAR-10 classes, 32×32 8-bit RGB only."""
+"""Image folders: train/<class>/*.{png,jpg} and test/<class>/*, 32×32 8-bit RGB only.
+
+Any number of classes (at least two); the class names are the folder names, sorted, so a class's label is its
+position in that order (for CIFAR-10 the official order). train and test must name the same classes; with
+`expected` (a dataset known by name) they must be exactly those.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import numpy as np
 import torch
 
 from .archive import Tree
-from .dataset import CIFAR10_CLASSES, DataError, Split
+from .dataset import DataError, Split
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -30,17 +35,33 @@ def decode(raw: bytes, where: str) -> np.ndarray:
     return chw.permute(1, 2, 0).numpy()
 
 
-def read_image_folder(tree: Tree, folder: str) -> tuple[Split, Split]:
-    splits = []
+def class_folders(tree: Tree, folder: str, expected: tuple[str, ...] | None, title: str) -> tuple[str, ...]:
+    """The class names train/ and test/ both hold, sorted; DataError if they differ, or differ from `expected`."""
+    found = {}
     for split in ("train", "test"):
         d = (folder + "/" if folder else "") + split
-        present = {c for c in tree.children(d) if f"{d}/{c}" in tree.dirs}
-        missing, extra = sorted(set(CIFAR10_CLASSES) - present), sorted(present - set(CIFAR10_CLASSES))
-        if missing or extra:
-            raise DataError(f"{tree.name}: {d}: class folders must be the ten CIFAR-10 classes "
-                            f"{list(CIFAR10_CLASSES)}; missing {missing}, unexpected {extra}")
+        found[split] = {c for c in tree.children(d) if f"{d}/{c}" in tree.dirs}
+        if expected is not None and found[split] != set(expected):
+            missing, extra = sorted(set(expected) - found[split]), sorted(found[split] - set(expected))
+            raise DataError(f"{tree.name}: {d}: class folders must be the {len(expected)} {title} classes "
+                            f"{list(expected)}; missing {missing}, unexpected {extra}")
+    if found["train"] != found["test"]:
+        raise DataError(f"{tree.name}: train and test must hold the same class folders; only in train: "
+                        f"{sorted(found['train'] - found['test'])}, only in test: "
+                        f"{sorted(found['test'] - found['train'])}")
+    if len(found["train"]) < 2:
+        raise DataError(f"{tree.name}: train/ holds {len(found['train'])} class folder(s) "
+                        f"{sorted(found['train'])}; a classifier needs at least 2")
+    return tuple(expected or sorted(found["train"]))
+
+
+def read_image_folder(tree: Tree, folder: str, expected: tuple[str, ...] | None = None,
+                      title: str = "") -> tuple[Split, Split, tuple[str, ...]]:
+    classes, splits = class_folders(tree, folder, expected, title), []
+    for split in ("train", "test"):
+        d = (folder + "/" if folder else "") + split
         files, labels = [], []
-        for label, name in enumerate(CIFAR10_CLASSES):
+        for label, name in enumerate(classes):
             members = [f"{d}/{name}/{m}" for m in tree.children(f"{d}/{name}")]
             if not members:
                 raise DataError(f"{tree.name}: {d}/{name}: class folder has no images")
@@ -52,5 +73,5 @@ def read_image_folder(tree: Tree, folder: str) -> tuple[Split, Split]:
             labels += [label] * len(members)
         images = np.stack([decode(tree.read(rel), f"{tree.name}: {rel}") for rel in files])
         splits.append(Split(images, np.asarray(labels, dtype=np.int64)))
-    return splits[0], splits[1]
+    return splits[0], splits[1], classes
 

@@ -16,9 +16,7 @@ from pathlib import Path
 
 from .dataset import DataError
 
-OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
-OFFICIAL_TARBALL_BYTES = 170_498_071  # the official archive's size; a download needs that much room first
+OFFICIAL_TARBALL_BYTES = 170_498_071  # the larger official archive (CIFAR-10's); a download needs that much room first
 
 
 def locate(source: str, root: Path) -> str | Path:

@@ -1,10 +1,10 @@
-"""Pruning methods for ResNet20: one entry point, four methods and two random baselines, a new model ready to
-fine-tune with train.fit().
+"""Pruning methods for the CIFAR ResNets (cnn_pruning.model.CifarResNet, any depth): one entry point, four methods
+and two random baselines, a new model ready to fine-tune with train.fit().
 
     from cnn_pruning import pruning
     pruning.validate("l2_unit", 0.5, {"include_stem": False})   # cheap check of a stage's params, no model needed
     result = pruning.prune(model, "kmeans_shared", 0.5, seed=0)  # `model` is left untouched
-    result.model    # a ResNet20: maybe narrower inner widths, SharedConv2d layers, model.masks
+    result.model    # a CifarResNet: maybe narrower inner widths, SharedConv2d layers, model.masks
     result.info     # plain types (json): method, ratio, options, params_before/after, per-layer details
 
 The methods (each module's docstring says exactly what it does, its options and its info keys):
@@ -19,7 +19,7 @@ The methods (each module's docstring says exactly what it does, its options and 
 
 `ratio` is the fraction removed, a number in [0, 1); ratio 0 gives a model with the same outputs. Every count in
 the package rounds the same way: a layer of n units loses round(ratio * n) (Python's round(), half to even) and
-keeps the rest, at least 1 where a layer must keep something. Methods start from a dense ResNet20 (no masks, no
+keeps the rest, at least 1 where a layer must keep something. Methods start from a dense CifarResNet (no masks, no
 shared layers); the result saves and reloads with model.save_checkpoint / load_checkpoint. Counting distinct
 filters, non-zeros and MACs of the result is cnn_pruning.measure's job.
 """
@@ -30,7 +30,7 @@ import copy
 from dataclasses import dataclass
 
 from .. import schema
-from ..model import ResNet20, count_params
+from ..model import CifarResNet, count_params
 from ..schema import number, of_type, setting
 from . import kmeans_channel, kmeans_shared, l2_unit, magnitude, random_channel, random_weights
 from .common import check_model, check_options, check_ratio
@@ -59,7 +59,7 @@ class PruneConfig:
 
 @dataclass
 class PruneResult:
-    model: ResNet20
+    model: CifarResNet
     info: dict
 
 
@@ -87,7 +87,7 @@ def validate(method: str, ratio, options: dict | None = None) -> tuple[float, di
     return ratio, check_options(method, dict(options or {}), _REGISTRY[method].Options)
 
 
-def prune(model: ResNet20, method: str, ratio: float, **options) -> PruneResult:
+def prune(model: CifarResNet, method: str, ratio: float, **options) -> PruneResult:
     """Prune a copy of `model` with `method`, removing the fraction `ratio`; `model` itself is never changed."""
     ratio, options = validate(method, ratio, options)
     check_model(model)
@@ -105,7 +105,7 @@ def baseline_of(method: str) -> str | None:
     return next((b for b in BASELINES if method in _REGISTRY[b].MATCHES), None)
 
 
-def masked_zeros(model: ResNet20) -> int:
+def masked_zeros(model: CifarResNet) -> int:
     """How many parameter entries model.masks holds at zero."""
     return sum(int((~keep).sum()) for keep in model.masks.values())
 

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from .. import schema
 from ..fold import fold
-from ..model import ResNet20, SharedConv2d, apply_masks
+from ..model import CifarResNet, SharedConv2d, apply_masks, build
 from ..schema import integer, setting
 
 # ---------------------------------------------------------------------------------------------- checks and counts
@@ -53,10 +53,10 @@ def check_options(method: str, options: dict, options_class: type) -> dict:
 
 
 def check_model(model) -> None:
-    """Methods start from a dense ResNet20: pruning an already pruned model (masks, shared layers) is refused,
+    """Methods start from a dense CifarResNet: pruning an already pruned model (masks, shared layers) is refused,
     because silently dropping its masks or sharing would undo the earlier pruning."""
-    if not isinstance(model, ResNet20):
-        raise TypeError(f"prune() expects a cnn_pruning.model.ResNet20, got {type(model).__name__}")
+    if not isinstance(model, CifarResNet):
+        raise TypeError(f"prune() expects a cnn_pruning.model.CifarResNet, got {type(model).__name__}")
     shared = [n for n, m in model.named_modules() if isinstance(m, SharedConv2d)]
     if shared or model.masks:
         raise ValueError(f"prune() expects a dense model; this one is already pruned (shared layers: {shared}, "
@@ -122,11 +122,11 @@ def kmeans(points: np.ndarray, k: int, seed: int, n_init: int) -> tuple[np.ndarr
 # ---------------------------------------------------------------------------------------------- surgery
 
 
-def rebuild(model: ResNet20, state: dict, inner_widths: list[int]) -> ResNet20:
-    """A new ResNet20 of the given inner widths holding `state`, built the way load_checkpoint() builds one, so
-    what we return and what a checkpoint reloads are the same architecture. Masks are copied over."""
+def rebuild(model: CifarResNet, state: dict, inner_widths: list[int]) -> CifarResNet:
+    """A new model of the given inner widths holding `state`, built from the spec the way load_checkpoint() builds
+    one, so what we return and what a checkpoint reloads are the same architecture. Masks are copied over."""
     with torch.random.fork_rng(devices=[]):  # the constructor's init must not move the caller's random stream
-        new = ResNet20(inner_widths=inner_widths, num_classes=model.num_classes, shared=model.spec()["shared"])
+        new = build({**model.spec(), "inner_widths": list(inner_widths)})
     new.load_state_dict(state, strict=True)
     new.masks = {name: keep.clone() for name, keep in model.masks.items()}
     device = next(model.parameters()).device
@@ -134,14 +134,14 @@ def rebuild(model: ResNet20, state: dict, inner_widths: list[int]) -> ResNet20:
 
 
 @torch.no_grad()
-def remove_inner_channels(model: ResNet20, keep: dict[int, list[int]],
-                          merge: dict[int, list[list[int]]] | None = None) -> ResNet20:
+def remove_inner_channels(model: CifarResNet, keep: dict[int, list[int]],
+                          merge: dict[int, list[list[int]]] | None = None) -> CifarResNet:
     """Physically remove inner channels of residual blocks; returns a new, narrower model.
 
     Block i keeps conv1's output filters keep[i] (in that order) with their bn1 entries, and conv2 keeps the
     matching input channels. With `merge`, the input slice of conv2 for the j-th kept channel becomes the SUM of
     the slices of merge[i][j] (the channels it stands for): if those channels' activations were equal, conv2's
-    output is unchanged. Only the inner width is free in ResNet20 (the residual sum fixes the others).
+    output is unchanged. Only the inner width is free here: the residual sum couples the stream's widths.
     """
     state = {k: v.clone() for k, v in model.state_dict().items()}
     widths = list(model.inner_widths)
@@ -159,14 +159,14 @@ def remove_inner_channels(model: ResNet20, keep: dict[int, list[int]],
     return rebuild(model, state, widths)
 
 
-def set_mask(model: ResNet20, param_name: str, keep: torch.Tensor) -> None:
+def set_mask(model: CifarResNet, param_name: str, keep: torch.Tensor) -> None:
     """Record a keep-mask (combined with any earlier one) and zero the dropped entries now."""
     old = model.masks.get(param_name)
     model.masks[param_name] = keep.bool() if old is None else (old & keep.bool())
     apply_masks(model)
 
 
-def zero_units(model: ResNet20, conv_name: str, bn_name: str, idx: list[int]) -> None:
+def zero_units(model: CifarResNet, conv_name: str, bn_name: str, idx: list[int]) -> None:
     """Zero output units `idx` of a conv and hold them at zero through masks: the filter AND its BN weight and
     bias. Zeroing the filter alone is not enough: BN would still add its bias (beta - gamma*mean/std) and the
     unit would keep emitting a constant; with gamma = beta = 0 it emits exactly 0 in train and eval mode."""

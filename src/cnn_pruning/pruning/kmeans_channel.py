@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model import ResNet20
+from ..model import CifarResNet
 from ..schema import BOOLEAN, setting
 from .common import KMeansOptions, folded_filters, kmeans, n_kept, remove_inner_channels
 
@@ -37,7 +37,7 @@ class Options(KMeansOptions):
                           "false: drop them")
 
 
-def prune(model: ResNet20, ratio: float, seed: int, n_init: int, merge: bool) -> tuple[ResNet20, dict]:
+def prune(model: CifarResNet, ratio: float, seed: int, n_init: int, merge: bool) -> tuple[CifarResNet, dict]:
     keep, groups, layers = {}, {}, {}
     for i, block in enumerate(model.blocks):
         # criterion: cluster the BN-folded filters, pick each cluster's member nearest its centroid

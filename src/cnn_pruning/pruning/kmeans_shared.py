@@ -6,7 +6,7 @@
 Options: the `Options` dataclass below (default, allowed values and a line each; the README's settings table).
 
 For a conv of n filters, k = n - round(ratio * n) (at least 1; the package-wide counting rule, which equals
-max(1, round((1 - ratio) * n)) for ResNet20's even widths). KMeans runs over the flattened filters (float64) and the
+max(1, round((1 - ratio) * n)) for the ResNets' even widths). KMeans runs over the flattened filters (float64) and the
 conv becomes a SharedConv2d (model.share) with codebook = the centroids and assignment = the labels, so shapes,
 activations and the residual stream stay as they were while the layer holds only k distinct filters; fine-tuning
 updates each centroid with the gradients of all its members, so the tie holds. If the layer has fewer distinct
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..model import ResNet20
+from ..model import CifarResNet
 from ..schema import BOOLEAN, setting
 from .common import KMeansOptions, conv_names, kmeans, n_kept
 
@@ -46,7 +46,7 @@ def distinct_in_order(filters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return filters[first[order]], rank[inverse.reshape(-1)]
 
 
-def prune(model: ResNet20, ratio: float, seed: int, n_init: int, include_stem: bool) -> tuple[ResNet20, dict]:
+def prune(model: CifarResNet, ratio: float, seed: int, n_init: int, include_stem: bool) -> tuple[CifarResNet, dict]:
     layers = {}
     for name in conv_names(model, include_stem):
         weight = model.get_submodule(name).weight.detach()

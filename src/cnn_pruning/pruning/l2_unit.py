@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model import ResNet20
+from ..model import CifarResNet
 from ..schema import BOOLEAN, setting
 from .common import filter_norms, n_removed, remove_inner_channels, smallest, zero_units
 
@@ -33,7 +33,7 @@ class Options:
     include_stem: bool = setting(True, BOOLEAN, "also prune the stem conv's filters (zeroed: they feed the residual sum)")
 
 
-def prune(model: ResNet20, ratio: float, include_stem: bool) -> tuple[ResNet20, dict]:
+def prune(model: CifarResNet, ratio: float, include_stem: bool) -> tuple[CifarResNet, dict]:
     # criterion, all on the original weights: per conv, the smallest-norm filters
     def weakest(conv_name: str) -> tuple[int, list[int]]:
         norms = filter_norms(model.get_submodule(conv_name).weight)

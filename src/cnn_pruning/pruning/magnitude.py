@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model import ResNet20
+from ..model import CifarResNet
 from ..schema import BOOLEAN, one_of, setting
 from .common import conv_names, n_removed, set_mask, smallest
 
@@ -34,19 +34,20 @@ class Options:
     include_fc: bool = setting(False, BOOLEAN, "prune the classifier too")
 
 
-def prunable(model: ResNet20, include_stem: bool, include_fc: bool) -> list[str]:
+def prunable(model: CifarResNet, include_stem: bool, include_fc: bool) -> list[str]:
     names = [f"{name}.weight" for name in conv_names(model, include_stem)]
     return names + (["fc.weight"] if include_fc else [])
 
 
-def prune(model: ResNet20, ratio: float, scope: str, include_stem: bool, include_fc: bool) -> tuple[ResNet20, dict]:
+def prune(model: CifarResNet, ratio: float, scope: str, include_stem: bool,
+          include_fc: bool) -> tuple[CifarResNet, dict]:
     names = prunable(model, include_stem, include_fc)
     scores = [model.get_parameter(n).detach().abs().flatten().cpu() for n in names]  # criterion: |w|
     return zero_lowest(model, names, scores, ratio, scope)
 
 
-def zero_lowest(model: ResNet20, names: list[str], scores: list[torch.Tensor], ratio: float,
-                scope: str) -> tuple[ResNet20, dict]:
+def zero_lowest(model: CifarResNet, names: list[str], scores: list[torch.Tensor], ratio: float,
+                scope: str) -> tuple[CifarResNet, dict]:
     """The surgery for any unstructured criterion: zero exactly round(ratio * N) entries of the parameters `names`,
     those with the lowest `scores` (one flat tensor per parameter), over all of them ("global") or per tensor
     ("layer"), and hold them at zero with masks."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model import ResNet20
+from ..model import CifarResNet
 from ..schema import integer, setting
 from .common import n_kept, remove_inner_channels
 
@@ -30,7 +30,7 @@ class Options:
     seed: int = setting(0, integer(0, 2**63 - 1), "which channels: torch.Generator seed")
 
 
-def prune(model: ResNet20, ratio: float, seed: int) -> tuple[ResNet20, dict]:
+def prune(model: CifarResNet, ratio: float, seed: int) -> tuple[CifarResNet, dict]:
     generator = torch.Generator().manual_seed(seed)
     keep, layers = {}, {}
     for i, block in enumerate(model.blocks):

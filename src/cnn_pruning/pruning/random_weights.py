@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model import ResNet20
+from ..model import CifarResNet
 from ..schema import integer, setting
 from . import magnitude
 
@@ -29,8 +29,8 @@ class Options(magnitude.Options):
     seed: int = setting(0, integer(0, 2**63 - 1), "which positions: torch.Generator seed")
 
 
-def prune(model: ResNet20, ratio: float, seed: int, scope: str, include_stem: bool,
-          include_fc: bool) -> tuple[ResNet20, dict]:
+def prune(model: CifarResNet, ratio: float, seed: int, scope: str, include_stem: bool,
+          include_fc: bool) -> tuple[CifarResNet, dict]:
     names = magnitude.prunable(model, include_stem, include_fc)
     generator = torch.Generator().manual_seed(seed)
     scores = [torch.rand(model.get_parameter(n).numel(), generator=generator) for n in names]  # criterion: chance
