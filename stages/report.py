@@ -28,7 +28,8 @@ def main(train: str, prune: str, finetune: str, evaluate: str, sweep: str, summa
         files.write_json(summary, headline)
         files.write_text(table, report.markdown(rows, results))
         files.write_csv(tradeoff, report.tradeoff(rows), report.TRADEOFF_COLUMNS)
-        drawn = charts.report_charts(results, rows, charts_dir)
+        about = f"{rows[0]['architecture']} on {rows[0]['dataset']}" if rows else ""
+        drawn = charts.report_charts(results, rows, charts_dir, about)
         run.log_metrics({f"{model}.{k}": v for model, m in headline.items() for k, v in m.items() if v is not None})
         run.log_artifacts(summary, table, tradeoff, *drawn)
     print(f"report: {len(rows)} models -> {table}")

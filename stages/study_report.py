@@ -46,7 +46,7 @@ def main(points: str, speed: str, methods: str, summary: str, metrics: str, repo
                    "test_images": first["test_images"]}
         files.write_text(report, study_report.markdown(rows, tied, cfg, context))
         drawn = study_charts(rows, charts_dir, cfg.tolerance,
-                             f"{len(cfg.seeds)} seeds, {first['epochs']} fine-tune epochs, "
+                             f"{context['model']}, {len(cfg.seeds)} seeds, {first['epochs']} fine-tune epochs, "
                              f"{first['test_images']} test images; speed: {timed[(first['method'], first['ratio'])]['runtime']} "
                              f"on {timed[(first['method'], first['ratio'])]['device']}")
         run.log_metrics({f"{s}.largest_ratio_within_tolerance": r for s, r in found.items() if r is not None})

@@ -46,8 +46,10 @@ def plot_history(history: Sequence[dict], path: str | os.PathLike, title: str) -
     save_figure(fig, path)
 
 
-def report_charts(results: dict, rows: list[dict], folder: str | os.PathLike) -> list[Path]:
-    """The seed studies' charts, regenerated: time, params, size and accuracy vs ratio, and accuracy vs speedup."""
+def report_charts(results: dict, rows: list[dict], folder: str | os.PathLike, about: str = "") -> list[Path]:
+    """The seed studies' charts, regenerated: time, params, size and accuracy vs ratio, and accuracy vs speedup.
+    `about` (e.g. "ResNet56 on CIFAR-100") heads every title."""
+    head = f"{about}: " if about else ""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -68,7 +70,7 @@ def report_charts(results: dict, rows: list[dict], folder: str | os.PathLike) ->
             ax.axhline(sum(p["base_images_per_s"] for p in first) / len(first), color=COLOURS["base"], ls="--",
                        label="dense base")
         unit = f", batch {int(first[0]['timed_batch_size'])}, {first[0]['runtime']}" if key == "images_per_s" else ""
-        ax.set(xlabel="pruning ratio (fraction removed)", ylabel=ylabel, title=title + unit)
+        ax.set(xlabel="pruning ratio (fraction removed)", ylabel=ylabel, title=head + title + unit)
         ax.grid(alpha=0.3)
         ax.legend()
         save_figure(fig, folder / f"{name}.png")
@@ -83,7 +85,7 @@ def report_charts(results: dict, rows: list[dict], folder: str | os.PathLike) ->
         ratio = next((r["ratio"] for r in rows if r["ratio"]), None)
         ax.set(xlabel=f"speedup vs base (x, batch {rows[0]['batch_size']}, {rows[0]['runtime']})",
                ylabel="test accuracy after fine-tuning (%)",
-               title=f"Accuracy vs speedup at ratio {ratio:g}" if ratio else "Accuracy vs speedup")
+               title=head + (f"Accuracy vs speedup at ratio {ratio:g}" if ratio else "Accuracy vs speedup"))
         ax.grid(alpha=0.3)
         save_figure(fig, folder / "accuracy_vs_speedup.png")
         written.append(folder / "accuracy_vs_speedup.png")
