@@ -42,13 +42,12 @@ def main(points: str, speed: str, methods: str, summary: str, metrics: str, repo
         files.write_json(metrics, headline)
         first = rows_of_points[0]
         context = {"model": f"{first['architecture']} on {first['dataset']}", "base": first.get("base", ""),
-                   "epochs": first["epochs"],
-                   "test_images": first["test_images"]}
+                   "epochs": first["epochs"], "test_images": first["test_images"]}
         files.write_text(report, study_report.markdown(rows, tied, cfg, context))
+        timing = timed[(first["method"], first["ratio"])]
         drawn = study_charts(rows, charts_dir, cfg.tolerance,
                              f"{context['model']}, {len(cfg.seeds)} seeds, {first['epochs']} fine-tune epochs, "
-                             f"{first['test_images']} test images; speed: {timed[(first['method'], first['ratio'])]['runtime']} "
-                             f"on {timed[(first['method'], first['ratio'])]['device']}")
+                             f"{first['test_images']} test images; speed: {timing['runtime']} on {timing['device']}")
         run.log_metrics({f"{s}.largest_ratio_within_tolerance": r for s, r in found.items() if r is not None})
         run.log_metrics({"control.acc_mean_pct": ctrl["acc_mean_pct"]})
         run.log_artifacts(summary, metrics, report, *tables, *drawn)

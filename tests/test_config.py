@@ -66,6 +66,13 @@ def test_shipped_params_are_valid():
     ("extra", {"a": 1}, r"unknown section 'extra'"),
     ("data.source", "no/such/cifar.tar.gz", r"data.source 'no/such/cifar.tar.gz': .*no/such/cifar.tar.gz does not exist"),
     ("data.source", "ftp://host/cifar.tar.gz", r"data.source 'ftp://host/cifar.tar.gz': unsupported scheme 'ftp'"),
+    ("model.depth", 52, r"model.depth = 52 is not allowed; expected 6n \+ 2 with n >= 1: 20, 32, 44, 56, 110"),
+    ("model.depth", "56", r"model.depth = '56' is not allowed"),
+    ("model.width", 2, r"model.width: unknown key; allowed: depth"),
+    ("data.name", "CIFAR-10", r"data.name = 'CIFAR-10' is not allowed; expected cifar10, cifar100, or a name of your own"),
+    ("data.name", "flowers32", r"data.name 'flowers32' has no official download \(known: cifar10, cifar100\); set "
+                               r"data.source to your image folder"),
+    ("data.md5", "0" * 32, r"data.md5 '0{32}' is not the md5 of the official CIFAR-10 tarball"),
 ])
 def test_bad_settings_are_named_with_what_is_allowed(path, value, message):
     found = config.problems(with_change(path, value))

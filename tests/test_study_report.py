@@ -120,3 +120,9 @@ def test_one_seed_gives_means_without_spread_or_tests(study):
     mag = next(r for r in rows if r["method"] == "magnitude")
     assert mag["p_vs_control"] is None and mag["vs_baseline"] == "n/a (one seed)"
     assert ties([p for p in points if p["seed"] == 0], one) == {0.5: [], 0.9: []}
+    report = markdown(rows, ties([p for p in points if p["seed"] == 0], one), one,
+                      {"model": "ResNet56 on CIFAR-10", "base": "sgd", "epochs": 3, "test_images": 100})
+    assert "ResNet56 on CIFAR-10, base model `sgd`" in report and "(one seed) %** (n = 1)" in report
+    assert "±" not in report.split("## Not distinguishable")[0].split("mean ± sample std")[1]
+    assert "| random | n/a (one seed) |" in report and "ratio 0.5: not tested: one seed gives no spread" in report
+    assert "every pair differs" not in report

@@ -1,6 +1,6 @@
 """The CIFAR ResNet family exactly as He et al. 2016 (sec. 4.2) define it, with free widths, and checkpoints.
 
-    model = CifarResNet()                             # CifarResNet: 3 stages x 3 BasicBlocks, 16/32/64: 269,722 params
+    model = CifarResNet()                             # ResNet20: 3 stages x 3 BasicBlocks, 16/32/64: 269,722 params
     model = CifarResNet(depth=56, num_classes=100)    # depth = 6n + 2: n BasicBlocks per stage
     model = CifarResNet(inner_widths=[8] * 9)         # a pruned model: each block's first conv has 8 filters
     save_checkpoint("m.pt", model, meta={...})       # state_dict + architecture spec + masks, nothing pickled
@@ -69,7 +69,7 @@ def _is_depth(value) -> bool:
 class ModelConfig:
     """params.yaml's model section: which CIFAR ResNet is trained (its number of classes comes from the data)."""
     depth: int = setting(20, Rule(_is_depth, "6n + 2 with n >= 1: 20, 32, 44, 56, 110 (He et al.'s table)"),
-                         "layers with weights: 20 = CifarResNet (3 blocks per stage), 56 = ResNet56 (9), 110 (18)")
+                         "layers with weights: 20 = ResNet20 (3 blocks per stage), 56 = ResNet56 (9), 110 (18)")
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:

@@ -180,6 +180,11 @@ def _num(v, fmt: str) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
 
+def _mean_std(mean: float, std: float | None) -> str:
+    """"69.40 ± 0.22", or "69.40 (one seed)" where the spread is unknown."""
+    return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f} (one seed)"
+
+
 def markdown(rows: list[dict], tied: dict, cfg: StudyConfig, context: dict) -> str:
     """The study as a Markdown page: the answer per method, the table, where methods are not distinguishable."""
     ctrl = rows[0]
@@ -188,7 +193,7 @@ def markdown(rows: list[dict], tied: dict, cfg: StudyConfig, context: dict) -> s
              f"{context['model']}, base model `{context['base']}` pruned and fine-tuned (recipe `finetune`, epochs: "
              f"{context['epochs']}), seeds {cfg.seeds}; test accuracy on {context['test_images']} images; "
              f"mean ± sample std over seeds. Control (the base fine-tuned the same way, no pruning): "
-             f"**{ctrl['acc_mean_pct']:.2f} ± {_num(ctrl['acc_std_pct'], '.2f')} %** (n = {ctrl['n']}).", "",
+             f"**{_mean_std(ctrl['acc_mean_pct'], ctrl['acc_std_pct'])} %** (n = {ctrl['n']}).", "",
              f"## How much can be removed within {cfg.tolerance:g} point(s) of the control", "",
              "| method | largest ratio within tolerance |", "|---|---|"]
     for series, ratio in found.items():
@@ -198,15 +203,18 @@ def markdown(rows: list[dict], tied: dict, cfg: StudyConfig, context: dict) -> s
               "MACs reduction | measured speedup | speedup b1 | stored (KiB) | after prune, no fine-tune (%) |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows[1:]:
-        vs_base = f"{r['vs_baseline']} ({_num(r['p_vs_baseline'], '.3f')})" if r["baseline"] else ""
+        vs_base = r["vs_baseline"] if r["baseline"] else ""
+        if r["baseline"] and r["p_vs_baseline"] is not None:
+            vs_base += f" ({r['p_vs_baseline']:.3f})"
         lines.append(
-            f"| {r['series']} | {r['ratio']:g} | {r['n']} | {r['acc_mean_pct']:.2f} ± {_num(r['acc_std_pct'], '.2f')} "
+            f"| {r['series']} | {r['ratio']:g} | {r['n']} | {_mean_std(r['acc_mean_pct'], r['acc_std_pct'])} "
             f"| {r['vs_control_pct']:+.2f}{'' if r['within_tolerance'] else ' ✗'} | {_num(r['p_vs_control'], '.3f')} "
             f"| {r['baseline']} | {vs_base} | {r['macs_reduction']:.2f}x | {r['speedup']:.2f}x | "
             f"{r['speedup_b1']:.2f}x | {r['size_kib']:.1f} | {r['acc_after_prune_pct']:.2f} |")
     lines += ["", f"## Not distinguishable (Welch's t-test, p ≥ {cfg.significance:g})", ""]
     for ratio, pairs in tied.items():
-        text = "; ".join(f"{a} vs {b} (p = {p:.2f})" for a, b, p in pairs) or "every pair differs"
+        text = "; ".join(f"{a} vs {b} (p = {p:.2f})" for a, b, p in pairs) or \
+            ("every pair differs" if len(cfg.seeds) > 1 else "not tested: one seed gives no spread")
         lines.append(f"- ratio {ratio:g}: {text}")
     lines += ["", "- ✗: the mean is more than the tolerance below the control's.",
               "- *baseline*: the random baseline that removes the same counts (pruning.baseline_of); *better* / "

@@ -118,7 +118,8 @@ def find_layout(tree: Tree) -> tuple[str, str]:
         level = [(d + "/" if d else "") + c for d in level for c in tree.children(d)
                  if (d + "/" if d else "") + c in tree.dirs]
     raise DataError(f"{tree.name}: no dataset layout found; expected cifar-10-batches-py files "
-                    f"({', '.join(PYTHON_BATCHES)}, batches.meta), cifar-100-python files ({', '.join(CIFAR100_FILES)}) "
+                    f"({', '.join(PYTHON_BATCHES)}, batches.meta), cifar-100-python files "
+                    f"({', '.join(CIFAR100_FILES)}) "
                     f"or image folders train/<class>/ and test/<class>/; "
                     f"found {tree.children('')[:10]}")
 
