@@ -37,7 +37,7 @@ from cnn_pruning.model import STREAM_WIDTHS, CifarResNet, load_checkpoint  # noq
 
 
 def scaled(fraction: float) -> CifarResNet:
-    """A random CifarResNet whose inner (prunable) widths are `fraction` of the dense ones."""
+    """A random ResNet20 whose inner (prunable) widths are `fraction` of the dense ones."""
     widths = [w for w in STREAM_WIDTHS for _ in range(3)]  # ResNet20: 3 blocks per stage
     return CifarResNet(inner_widths=[max(1, round(w * fraction)) for w in widths])
 

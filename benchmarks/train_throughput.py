@@ -3,7 +3,7 @@
     python benchmarks/train_throughput.py                 # real images when ../shared is there, else synthetic
     python benchmarks/train_throughput.py --steps 30 --rounds 3 --batch-size 128 --workers 2
 
-Both sides train the same CifarResNet with the same SGD settings, batch size and torch threads; only the way
+Both sides train the same ResNet20 with the same SGD settings, batch size and torch threads; only the way
 batches are made differs:
   ours     the split is one uint8 tensor; each batch is indexed, randomly cropped (pad 4) and flipped with tensor
            ops for the whole batch, then normalised (cnn_pruning.train.augment, cnn_pruning.inputs.normalize); model and batches in

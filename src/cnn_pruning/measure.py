@@ -3,7 +3,7 @@
     from cnn_pruning import measure
     measure.accuracy(model, ds.test)     # {"accuracy": 0.91, "per_class": [10 floats], "correct": .., "n": ..}
     measure.count_parameters(model)      # {"params", "nonzero_params", "index_entries", "conv_filters", ...}
-    measure.count_macs(model)            # 40_551_040 for the dense CifarResNet (multiply-accumulates per image)
+    measure.count_macs(model)            # 40_551_040 for the dense ResNet20 (multiply-accumulates per image)
     measure.model_summary(model)         # all the scalar counts above in one json-serialisable dict
 
 A model against its base (stored size and measured speed too) is cnn_pruning.evaluation's job.
@@ -13,9 +13,9 @@ actually runs; it agrees exactly with torch.utils.flop_counter.FlopCounterMode /
 convolutions and matmuls only:
 a conv costs Hout*Wout*Cout*Cin*kh*kw MACs (padding positions included), a linear layer in*out. BatchNorm, ReLU,
 the residual additions, the shortcut's zero padding and the average pool are not counted (together about 0.2M
-elementwise ops for CifarResNet, and mostly folded away at inference). Dense CifarResNet then comes to 40,551,040 MACs:
+elementwise ops for ResNet20, and mostly folded away at inference). Dense ResNet20 then comes to 40,551,040 MACs:
   stem 442,368 + stage 1 6x2,359,296 + stages 2 and 3 each (1,179,648 + 5x2,359,296) + fc 640,
-which is the "~41M" usually quoted for CifarResNet. Zero weights still run in a dense conv, so a magnitude-pruned
+which is the "~41M" usually quoted for ResNet20. Zero weights still run in a dense conv, so a magnitude-pruned
 model has the dense MACs; `count_macs(model, skip_zero_weights=True)` gives the theoretical count if every zero
 weight were skipped (Hout*Wout*nonzeros per conv), which nothing in this project runs.
 """
