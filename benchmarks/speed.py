@@ -5,6 +5,9 @@
     python benchmarks/speed.py --widths 0.5 0.2                        # no checkpoints: random ResNet20s whose
                                                                        # inner widths are cut to 50% / 20%
     python benchmarks/speed.py BASE.pt --prune kmeans_channel 0.5 0.8  # prune the base at these ratios here
+    python benchmarks/speed.py --case l2_unit 0.8 scope=all --case l2_unit 0.8 scope=all round_to=8
+                                       # cases: METHOD RATIO [OPTION=VALUE ...], pruned from BASE.pt if given,
+                                       # else from a random ResNet (--depth); all cases in one process
 Both models are deployed the same way (BN folded, shared convs materialized; cnn_pruning.speed) and timed
 interleaved in this process, so each speedup is a same-process ratio. The first table per pair: candidate vs base
 on the same runtime. The second: the candidate (and the base) deployed on each runtime vs the base in plain
@@ -14,11 +17,11 @@ Speed does not depend on the weights, so random models time like trained ones.
 What it printed, with the machine and command, is in the README ("Inference speed"); figures are kept there,
 not here, because they belong to one machine and go stale.
 
-l2_unit and kmeans_channel prune to the same inner widths at a ratio (so the same deployed shapes: their columns
-differ by noise only); l2_unit's zeroed residual units cost the same time as live ones. Pruning gains less than
-the MACs drop: the residual stream keeps its 16/32/64 channels (activation traffic,
-adds), thin convs (3-13 channels at 0.8) fill AVX-512's 16 lanes badly, and at batch 1 per-layer overheads
-dominate. Interleaving two runtimes in one process (the second table) costs each some speed: PyTorch's OpenMP
+l2_unit and kmeans_channel prune to the same widths at a ratio and scope (so the same deployed shapes: their
+columns differ by noise only); l2_unit's zeroed residual units (scope inner) cost the same time as live ones.
+With scope inner, pruning gains less than the MACs drop: the residual stream keeps its 16/32/64 channels
+(activation traffic, adds); scope all removes stream channels too. Thin convs fill the CPU's vector lanes badly
+(round_to=8/16 keeps widths at multiples), and at batch 1 per-layer overheads dominate. Interleaving two runtimes in one process (the second table) costs each some speed: PyTorch's OpenMP
 threads spin between calls, so ratios across runtimes are conservative.
 """
 
@@ -122,6 +125,9 @@ def main() -> None:
     ap.add_argument("--widths", type=float, nargs="+", help="random models with inner widths scaled by these")
     ap.add_argument("--prune", nargs="+", metavar=("METHOD", "RATIO"),
                     help="with BASE.pt only: prune it with METHOD (default options) at each RATIO and time that")
+    ap.add_argument("--case", nargs="+", action="append", metavar="METHOD RATIO [OPTION=VALUE]",
+                    help="prune BASE.pt (or a random ResNet) with METHOD at RATIO and these options; repeatable")
+    ap.add_argument("--depth", type=int, default=20, help="the random base's depth when no BASE.pt is given")
     ap.add_argument("--runtime", default="all", choices=("all",) + speed.RUNTIMES)
     ap.add_argument("--rounds", type=int, default=speed.THOROUGH["rounds"])
     ap.add_argument("--threads", type=int, default=None, help="default: torch.get_num_threads()")
@@ -135,7 +141,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.prune and (len(args.checkpoints) != 1 or len(args.prune) < 2):
         ap.error("--prune METHOD RATIO [RATIO ...] needs exactly one checkpoint, BASE.pt")
-    if not args.prune and (bool(args.checkpoints) == bool(args.widths) or
+    if args.case and (len(args.checkpoints) > 1 or args.prune or args.widths):
+        ap.error("--case takes at most one checkpoint, BASE.pt, and no --prune or --widths")
+    if not args.prune and not args.case and (bool(args.checkpoints) == bool(args.widths) or
                            (args.checkpoints and len(args.checkpoints) != 2)):
         ap.error("give BASE.pt CANDIDATE.pt, BASE.pt --prune METHOD RATIO ..., or --widths F [F ...]")
 
@@ -146,10 +154,24 @@ def main() -> None:
     setting = {**speed.THOROUGH, "rounds": args.rounds, "device": args.device}
     kw = dict(channels_last=args.channels_last, ov_hint=args.ov_hint, precision=args.precision)
     threads = args.threads or torch.get_num_threads()
-    print(f"{speed._device_name(args.device)}, {threads} threads, torch {torch.__version__}, rounds {args.rounds}, "
+    print(f"{speed.device_name(args.device)}, {threads} threads, torch {torch.__version__}, rounds {args.rounds}, "
           f"{setting['min_sample_ms']:.0f} ms samples, flags {kw}")
 
-    if args.prune:
+    if args.case:
+        import yaml
+
+        from cnn_pruning import pruning
+
+        torch.manual_seed(0)
+        base = load_checkpoint(args.checkpoints[0])[0] if args.checkpoints else CifarResNet(args.depth)
+        cases = []
+        for method, ratio, *settings in args.case:
+            options = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in settings)}
+            pruning.validate(method, float(ratio), options)  # every case checked before any timing
+            cases.append((" ".join([method, ratio, *settings]), method, float(ratio), options))
+        pairs = [(label, base, pruning.prune(base, method, ratio, **options).model)
+                 for label, method, ratio, options in cases]
+    elif args.prune:
         from cnn_pruning import pruning
 
         base = load_checkpoint(args.checkpoints[0])[0]
@@ -166,6 +188,15 @@ def main() -> None:
            for label, base, cand in pairs}
     if args.json:
         write_json(args.json, out)
+    # The README's form: per runtime and case, candidate vs base on that runtime, batch sizes side by side.
+    print(f"\nSummary: speedup over the base on the same runtime, batch {' / '.join(map(str, batch_sizes))}\n")
+    print("| runtime | " + " | ".join(out) + " |\n|---|" + "---|" * len(out))
+    for rt in runtimes:
+        print(f"| {rt} | " + " | ".join(" / ".join(f"{r[rt]['speedup'][str(bs)]:.2f}" for bs in batch_sizes)
+                                         for r in out.values()) + " |")
+    print("| best deployed vs base eager | " + " | ".join(
+        " / ".join(f"{max(row['candidate']['speedup'][str(bs)] for row in r['vs_eager'].values()):.2f}"
+                   for bs in batch_sizes) for r in out.values()) + " |")
 
 
 if __name__ == "__main__":

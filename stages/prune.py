@@ -4,7 +4,8 @@
         --model models/pruned/kmeans_channel.pt --metrics metrics/prune/kmeans_channel.json \
         --info metrics/prune/kmeans_channel.info.json
 
-Reads prune.ratio, prune.base and prune.options.<method>. Writes the pruned model (state_dict + spec + masks; meta:
+Reads prune.ratio, prune.base and prune.options.<method> (a registered method's options, or a named variant's:
+`{method: l2_unit, scope: all}`; pruning.resolve). Writes the pruned model (state_dict + spec + masks; meta:
 method, ratio, base, what was removed), its metrics (accuracy of the base and right after pruning on validation and
 test, params stored, nonzero params, distinct filters, MACs) and the per-layer info. Method `none` is the control:
 the base model unchanged (ratio ignored), fine-tuned later with the same recipe as the pruned ones.
@@ -18,21 +19,21 @@ from cnn_pruning.model import load_checkpoint, save_checkpoint
 
 def main(method: str, data: str, base: str, model: str, metrics: str, info: str) -> None:
     section = params.section("prune")
-    options = section["options"].get(method) or {}
     control = method == pruning.CONTROL
     ratio = None if control else float(section["ratio"])
     optimizer = section["base"]
     # Checked by config too; this keeps the stage safe on its own, and MLflow gets the options in effect.
-    resolved = {} if control else pruning.validate(method, ratio, options)[1]
+    runs, options = (pruning.CONTROL, {}) if control else pruning.resolve(method, section["options"])
+    resolved = {} if control else pruning.validate(runs, ratio, options)[1]
     ds = dataset.load(data)
     base_model, _ = load_checkpoint(base)
-    own = {"method": method, "ratio": ratio, "base": optimizer, "options": resolved}
+    own = {"method": method, "runs": runs, "ratio": ratio, "base": optimizer, "options": resolved}
     with tracking.stage_run("prune", f"prune-{method}", params=own, tags=tracking.model_tags(method, ratio, optimizer),
                             data=ds) as run:
         if control:
             pruned, details = base_model, {"method": pruning.CONTROL}
         else:
-            result = pruning.prune(base_model, method, ratio, **options)
+            result = pruning.prune(base_model, runs, ratio, **options)
             pruned, details = result.model, result.info
         before_val, before_test = measure.accuracy(base_model, ds.val), measure.accuracy(base_model, ds.test)
         after_val, after_test = measure.accuracy(pruned, ds.val), measure.accuracy(pruned, ds.test)
@@ -50,7 +51,7 @@ def main(method: str, data: str, base: str, model: str, metrics: str, info: str)
           f"params {result_metrics['params']}, MACs {result_metrics['macs']}")
 
 
-parser = pruning_parser(__doc__, "a registered pruning method, or none (the control)")
+parser = pruning_parser(__doc__, "a registered pruning method, a named variant in prune.options, or none (the control)")
 parser.add_argument("--model", required=True, help="the pruned model written")
 parser.add_argument("--metrics", required=True, help="accuracy before/after and counts (JSON)")
 parser.add_argument("--info", required=True, help="what was removed, zeroed or shared, per layer (JSON)")

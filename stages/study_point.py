@@ -27,11 +27,12 @@ def main(method: str, ratio: float | None, seed: int, data: str, base: str, mode
         raise ValueError(f"--ratio is {'not taken by the control' if control else 'required for ' + method!r}")
     finetune, prune = params.section("finetune"), params.section("prune")
     recipe = TrainConfig.from_params(finetune)
-    options = {} if control else study.seeded(method, prune["options"].get(method) or {}, seed)
+    runs, options = (pruning.CONTROL, {}) if control else pruning.resolve(method, prune["options"])
     if not control:
-        pruning.validate(method, ratio, options)  # before any expensive work
-    own = {"method": method, "variant": study.DEFAULT_VARIANT, "ratio": ratio, "seed": seed, "base": prune["base"],
-           "options": options, "finetune": {**finetune, "seed": seed}}
+        options = study.seeded(runs, options, seed)
+        pruning.validate(runs, ratio, options)  # before any expensive work
+    own = {"method": method, "runs": runs, "variant": study.DEFAULT_VARIANT, "ratio": ratio, "seed": seed,
+           "base": prune["base"], "options": options, "finetune": {**finetune, "seed": seed}}
     ds = dataset.load(data)
     base_model, _ = load_checkpoint(base)
     tags = {**tracking.model_tags(method, ratio, prune["base"]), "seed": seed, "variant": study.DEFAULT_VARIANT,
@@ -39,9 +40,10 @@ def main(method: str, ratio: float | None, seed: int, data: str, base: str, mode
     name = study.point_name(method, ratio, seed)
     with tracking.stage_run("study_point", f"point-{name}", params=own, tags=tags, data=ds) as run:
         tuned, row = point.run_point(
-            base_model, ds, method, ratio, seed, options, recipe, finetune["optimizer"], finetune["optimizer_params"],
+            base_model, ds, runs, ratio, seed, options, recipe, finetune["optimizer"], finetune["optimizer_params"],
             scratch=scratch, resume_path=resume, resume_key=files.fingerprint(own, files.md5_of(data), files.md5_of(base)),
-            on_epoch=lambda r: run.log_metrics({k: v for k, v in r.items() if k != "epoch"}, step=r["epoch"]))
+            on_epoch=lambda r: run.log_metrics({k: v for k, v in r.items() if k != "epoch"}, step=r["epoch"]),
+            name=method)
         row = {**row, "base": prune["base"]}
         save_checkpoint(model, tuned, meta={"method": method, "ratio": ratio, "seed": seed, "base": prune["base"],
                                             "stage": "study_point", "test_acc": row["test_acc"]})
@@ -55,7 +57,7 @@ def main(method: str, ratio: float | None, seed: int, data: str, base: str, mode
           f"{row['macs_reduction']:.2f}x, {row['size_bytes']} B stored")
 
 
-parser = pruning_parser(__doc__, "a registered pruning method, or none (the control)")
+parser = pruning_parser(__doc__, "a registered pruning method, a named variant in prune.options, or none (the control)")
 parser.add_argument("--ratio", type=float, default=None, help="fraction removed (not for the control)")
 parser.add_argument("--seed", type=int, required=True, help="the point's seed: fine-tuning, k-means, baselines")
 parser.add_argument("--model", required=True, help="the fine-tuned model written")

@@ -4,7 +4,8 @@
         --methods results/study/methods --summary results/study/summary.csv --metrics metrics/study.json \
         --report reports/study.md --charts plots/study
 
-Reads params.yaml's study section (which points, the tolerance and the significance level). Writes per method a
+Reads params.yaml's study section (which points, the tolerance and the significance level) and prune.options
+(what a named variant runs, so its random baseline is found). Writes per method a
 CSV with one row per (ratio, seed), the summary per (method, ratio) with mean, std and n (the data of the study's
 DVC plots), the headline (the control's mean ± std and, per method, the largest ratio within the tolerance: a DVC
 metric), the Markdown report and the PNG charts.
@@ -26,7 +27,7 @@ def main(points: str, speed: str, methods: str, summary: str, metrics: str, repo
     cfg = schema.build(StudyConfig, section)
     with tracking.stage_run("study", "study", params=section) as run:
         rows_of_points, control, timed = study_report.collect(points, speed, cfg)
-        rows = study_report.summary(rows_of_points, control, timed, cfg)
+        rows = study_report.summary(rows_of_points, control, timed, cfg, params.section("prune")["options"])
         tied = study_report.ties(rows_of_points, cfg)
         found = study_report.answers(rows)
         ctrl = rows[0]

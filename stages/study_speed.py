@@ -23,13 +23,14 @@ from cnn_pruning.model import load_checkpoint
 def main(method: str, ratio: float, data: str, base: str, out: str, scratch: str) -> None:
     section, prune = params.section("evaluate"), params.section("prune")
     cfg = schema.build(evaluation.EvaluateConfig, section)
-    _, options = pruning.validate(method, ratio, prune["options"].get(method) or {})
+    runs, options = pruning.resolve(method, prune["options"])
+    _, options = pruning.validate(runs, ratio, options)
     ds = dataset.load(data)
     base_model, _ = load_checkpoint(base)
-    own = {**section, "method": method, "ratio": ratio, "base": prune["base"], "options": options}
+    own = {**section, "method": method, "runs": runs, "ratio": ratio, "base": prune["base"], "options": options}
     with tracking.stage_run("study_speed", f"speed-{method}-{ratio}", params=own,
                             tags=tracking.model_tags(method, ratio, prune["base"]), data=ds) as run:
-        model = pruning.prune(base_model, method, ratio, **options).model
+        model = pruning.prune(base_model, runs, ratio, **options).model
         metrics, _ = evaluation.compare(
             model, base_model, ds.test, export_path=Path(scratch) / "model.rz", base_export_path=Path(scratch) / "base.rz",
             runtime=cfg.runtime, batch_size=cfg.batch_size, rounds=cfg.rounds, warmup=cfg.warmup,
@@ -45,7 +46,7 @@ def main(method: str, ratio: float, data: str, base: str, out: str, scratch: str
           f"{row['speedup_b1']:.2f}x at batch 1 on {row['runtime']} ({row['device']})")
 
 
-parser = pruning_parser(__doc__, "a registered pruning method")
+parser = pruning_parser(__doc__, "a registered pruning method or a named variant in prune.options")
 parser.add_argument("--ratio", type=float, required=True, help="fraction removed")
 parser.add_argument("--out", required=True, help="the speed measurement (JSON)")
 parser.add_argument("--scratch", required=True, help="folder for the two exports while they are measured")

@@ -3,7 +3,7 @@
     python stages/sweep.py l2_unit --data data/cifar10.npz --base models/base/sgd.pt --out plots/sweep/l2_unit.csv \
         --scratch checkpoints/sweep/l2_unit
 
-Reads sweep, prune.base and prune.options.<method>. One row per ratio: params, nonzeros, distinct filters, MACs,
+Reads sweep, prune.base and prune.options.<method> (a method's options or a named variant's; pruning.resolve). One row per ratio: params, nonzeros, distinct filters, MACs,
 stored size, accuracy before fine-tuning, and speed against the base timed interleaved in this process. To keep the
 sweep to minutes on a CPU, speed is a fixed small number of timed batches per point (the `timed_rounds` and
 `timed_batch_size` columns say how many) and accuracy uses `sweep.eval_images` test images (the `eval_images`
@@ -29,20 +29,20 @@ COLUMNS = ("method", "ratio", "test_acc", "base_test_acc", "params", "nonzero_pa
 def main(method: str, data: str, base: str, out: str, scratch: str) -> None:
     section, prune_cfg = params.section("sweep"), params.section("prune")
     cfg = schema.build(evaluation.SweepConfig, section)
-    optimizer, options = prune_cfg["base"], prune_cfg["options"].get(method) or {}
+    optimizer, (runs, options) = prune_cfg["base"], pruning.resolve(method, prune_cfg["options"])
     for ratio in cfg.ratios:
-        pruning.validate(method, ratio, options)
+        pruning.validate(runs, ratio, options)
     base_model, _ = load_checkpoint(base)
     ds = dataset.load(data)
     test = ds.test
     if cfg.eval_images is not None and cfg.eval_images < len(test.labels):
         test = dataset.subset(test, splits.stratified_indices(test.labels, cfg.eval_images, seed=0))
-    own = {**section, "method": method, "base": optimizer, "options": pruning.defaults(method) | options}
+    own = {**section, "method": method, "runs": runs, "base": optimizer, "options": pruning.defaults(runs) | options}
     device = pick_device(cfg.device)
     tags = {"method": method, "base_optimizer": optimizer, "ratios": cfg.ratios, "runtime": cfg.runtime,
             **device_tags(device), "threads": cfg.threads or torch.get_num_threads()}
     with tracking.stage_run("sweep", f"sweep-{method}", params=own, tags=tags, data=ds) as run:
-        rows = evaluation.sweep(base_model, method, cfg.ratios, options, test, scratch, runtime=cfg.runtime,
+        rows = evaluation.sweep(base_model, runs, cfg.ratios, options, test, scratch, name=method, runtime=cfg.runtime,
                                 batch_size=cfg.batch_size, rounds=cfg.rounds, warmup=speed.CHEAP["warmup"],
                                 device=str(device), threads=cfg.threads)
         rows = [{**{k: r.get(k) for k in COLUMNS}, "timed_batch_size": cfg.batch_size,
@@ -57,7 +57,7 @@ def main(method: str, data: str, base: str, out: str, scratch: str) -> None:
         run.log_artifacts(out)
 
 
-parser = pruning_parser(__doc__, "a registered pruning method")
+parser = pruning_parser(__doc__, "a registered pruning method or a named variant in prune.options")
 parser.add_argument("--out", required=True, help="one CSV row per ratio")
 parser.add_argument("--scratch", required=True, help="a folder for the exports while they are measured")
 

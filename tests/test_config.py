@@ -55,7 +55,15 @@ def test_shipped_params_are_valid():
     ("train.schedule", "linear", r"train.schedule = 'linear' is not allowed; expected one of 'cosine'"),
     ("prune.options.magnitude", {"scope": "everywhere"}, r"prune.options.magnitude: .*scope.*everywhere"),
     ("prune.options.kmeans_shared", {"seeed": 1}, r"prune.options.kmeans_shared: .*seeed"),
-    ("prune.options.lottery", {}, r"prune.options: unknown method 'lottery'"),
+    ("prune.options.lottery", {}, r"prune.options: unknown method 'lottery'; allowed: .*, or a named variant "
+                                  r"`lottery: \{method: <one of magnitude, .*>, <options>\}`"),
+    ("prune.options.l2_unit_all", {"method": "l2"}, r"prune.options.l2_unit_all: prune.options.l2_unit_all.method = "
+                                                    r"'l2' is not a pruning method"),
+    ("prune.options.l2_unit_all", {"method": "l2_unit", "scope": "stream"},
+     r"prune.options.l2_unit_all: pruning method 'l2_unit': option scope='stream' is not allowed; allowed: 'inner' or 'all'"),
+    ("prune.options.l2_unit", {"method": "l2_unit"}, r"'method' names the method of a variant of your own"),
+    ("study.methods", ["l2_unit_al"], r"study.methods: unknown method 'l2_unit_al'; allowed: .*l2_unit_all.*, or a "
+                                      r"variant of your own defined in prune.options as `l2_unit_al: \{method:"),
     ("study.methods", ["magnitude", "none"], r"study.methods: unknown method 'none'; allowed: magnitude, .*random"),
     ("study.methods", [], r"study.methods is empty"),
     ("study.ratios", [0.5, 0.5], r"study.ratios = \[0.5, 0.5\] lists a value twice"),
@@ -112,11 +120,21 @@ def test_the_shipped_params_yaml_holds_exactly_the_defaults_the_code_defines(sec
 
 
 def test_every_registered_method_has_an_options_entry_and_its_defaults_come_from_code():
-    assert set(DEFAULTS["prune"]["options"]) == {*config.pruning.METHODS, config.pruning.CONTROL}
+    assert set(DEFAULTS["prune"]["options"]) == {*config.pruning.METHODS, config.pruning.CONTROL,
+                                                 *config.pruning.SCOPE_ALL_VARIANTS}
     assert any("prune.options has no entry for 'l2_unit'; add `l2_unit: {}`" in p
                for p in config.problems(with_change("prune.options.l2_unit", None, delete=True)))
     assert config.problems(with_change("prune.options.magnitude", {"scope": "layer"})) == []
     assert config.pruning.defaults("magnitude")["scope"] == "global"  # from magnitude.Options, not from params.yaml
+
+
+def test_a_named_variant_can_be_listed_wherever_a_method_can():
+    variant = {"method": "kmeans_channel", "scope": "all", "round_to": 8}
+    params = with_change("prune.options.kc8", variant)
+    for key in ("prune.methods", "sweep.methods", "study.methods"):
+        section, field = key.split(".")
+        params[section][field] = [*params[section][field], "kc8"]
+    assert config.problems(params) == []
 
 
 def test_the_control_takes_no_options():

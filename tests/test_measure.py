@@ -155,6 +155,7 @@ def test_model_summary_is_json_and_consistent():
     assert s["macs"] == formula_macs([8] * 9) == measure.count_macs(materialize(model))
     assert s["params"] == measure.count_parameters(model)["params"]
     assert s["inner_widths"] == [8] * 9 and s["shared_k"] == {"blocks.2.conv2": 3}
+    assert s["stream_widths"] == [16, 32, 64]
     assert 0.0 <= s["sparsity"] < 1.0
 
 

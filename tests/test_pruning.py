@@ -115,10 +115,13 @@ def test_unknown_method_and_options_are_named_with_what_is_allowed():
     with pytest.raises(ValueError, match=r"'magnitude': unknown option\(s\) 'seed'; allowed options: scope, "
                                          "include_stem, include_fc"):
         pruning.validate("magnitude", 0.5, {"seed": 0})
-    with pytest.raises(ValueError, match=r"'kmeans_channel': unknown option\(s\) 'scope'; allowed options: seed, "
-                                         "n_init, merge"):
-        pruning.prune(CifarResNet(), "kmeans_channel", 0.5, scope="layer")
+    with pytest.raises(ValueError, match=r"'kmeans_channel': unknown option\(s\) 'bits'; allowed options: scope, "
+                                         "round_to, seed, n_init, merge"):
+        pruning.prune(CifarResNet(), "kmeans_channel", 0.5, bits=4)
     bad = [("magnitude", {"scope": "local"}, r"scope='local'.*allowed: 'global' or 'layer'"),
+           ("kmeans_channel", {"scope": "layer"}, r"scope='layer'.*allowed: 'inner' or 'all'"),
+           ("l2_unit", {"round_to": 0}, r"round_to=0.*integer in \[1, 64\]"),
+           ("random_channel", {"round_to": 8.0}, r"round_to=8.0"),
            ("magnitude", {"include_fc": 1}, r"include_fc=1.*allowed: False or True"),
            ("l2_unit", {"include_stem": "yes"}, r"include_stem='yes'"),
            ("kmeans_shared", {"seed": -1}, r"seed=-1.*integer in \[0, 4294967295\]"),
@@ -131,7 +134,7 @@ def test_unknown_method_and_options_are_named_with_what_is_allowed():
 
 
 def test_validate_returns_the_resolved_options():
-    assert pruning.validate("l2_unit", 0) == (0.0, {"include_stem": True})
+    assert pruning.validate("l2_unit", 0) == (0.0, {"scope": "inner", "round_to": 1, "include_stem": True})
     assert pruning.validate("kmeans_shared", 0.5, {"seed": np.int64(3)}) == (0.5, {"seed": 3, "n_init": 4,
                                                                                   "include_stem": True})
     assert pruning.defaults("magnitude") == {"scope": "global", "include_stem": False, "include_fc": False}
@@ -471,6 +474,44 @@ def test_each_criterion_is_matched_to_the_baseline_that_reproduces_its_counts():
     assert {m: pruning.baseline_of(m) for m in (pruning.CONTROL, *pruning.METHODS)} == {
         "none": None, "magnitude": "random", "l2_unit": "random_channel", "kmeans_shared": None,
         "kmeans_channel": "random_channel", "random": None, "random_channel": None}
+
+
+VARIANTS = {"l2_unit_all": {"method": "l2_unit", "scope": "all"},
+            "kmeans_channel_all8": {"method": "kmeans_channel", "scope": "all", "round_to": 8},
+            "random_channel_all": {"method": "random_channel", "scope": "all"},
+            "random_channel_all8": {"method": "random_channel", "scope": "all", "round_to": 8},
+            "magnitude_layer": {"method": "magnitude", "scope": "layer"}}
+
+
+def test_named_variants_resolve_to_their_method_and_options():
+    assert pruning.resolve("l2_unit", {"l2_unit": {"include_stem": False}}) == ("l2_unit", {"include_stem": False})
+    assert pruning.resolve("kmeans_channel", {}) == ("kmeans_channel", {})
+    assert pruning.resolve("kmeans_channel_all8", VARIANTS) == ("kmeans_channel", {"scope": "all", "round_to": 8})
+    assert VARIANTS["kmeans_channel_all8"]["method"] == "kmeans_channel", "resolve() must not edit the table"
+    with pytest.raises(ValueError, match=r"unknown pruning method 'l2_all'; allowed: magnitude, .*, or a variant "
+                                         r"defined in prune.options as `l2_all: \{method: <one of them>"):
+        pruning.resolve("l2_all", VARIANTS)
+    with pytest.raises(ValueError, match=r"prune.options.x.method = 'l3' is not a pruning method; allowed: magnitude"):
+        pruning.resolve("x", {"x": {"method": "l3"}})
+    with pytest.raises(ValueError, match=r"prune.options.l2_unit: 'method' names the method of a variant"):
+        pruning.resolve("l2_unit", {"l2_unit": {"method": "l2_unit"}})
+
+
+def test_a_variant_is_compared_with_the_baseline_variant_that_removes_the_same_widths():
+    listed = ["l2_unit", "l2_unit_all", "kmeans_channel_all8", "random_channel", "random_channel_all",
+              "random_channel_all8", "magnitude_layer", "random"]
+    assert {m: pruning.baseline_of(m, VARIANTS, listed) for m in listed} == {
+        "l2_unit": "random_channel", "l2_unit_all": "random_channel_all", "kmeans_channel_all8": "random_channel_all8",
+        "random_channel": None, "random_channel_all": None, "random_channel_all8": None,
+        "magnitude_layer": None, "random": None}  # random has scope "global": not magnitude_layer's counts
+    assert pruning.baseline_of("l2_unit_all", VARIANTS, ["l2_unit_all", "random_channel"]) is None
+    # and the baseline variant really removes the widths its method variant removes
+    model = CifarResNet()
+    for name in ("l2_unit_all", "kmeans_channel_all8"):
+        method, options = pruning.resolve(name, VARIANTS)
+        chance, chance_options = pruning.resolve(pruning.baseline_of(name, VARIANTS, listed), VARIANTS)
+        a, b = pruning.prune(model, method, 0.7, **options).model, pruning.prune(model, chance, 0.7, **chance_options).model
+        assert (a.stream_widths, a.inner_widths) == (b.stream_widths, b.inner_widths)
 
 
 # ---------------------------------------------------------------------------------------------- every depth

@@ -85,30 +85,36 @@ def section_problems(params: dict) -> list[str]:
 
 
 def method_problems(prune: dict, sweep: dict, study: dict) -> list[str]:
-    """Methods against the registry (plus the control for prune.methods), and one options entry per method."""
+    """Methods against the registry (plus the control for prune.methods) and the named variants defined in
+    prune.options (`name: {method: <registered>, options...}`), and one options entry per registered method."""
     out = []
     criteria = tuple(m for m in pruning.METHODS if m not in pruning.BASELINES)
     known = (*criteria, pruning.CONTROL, *pruning.BASELINES)  # the methods, the control, what they must beat
-    for key, methods, allowed in (("prune.methods", prune["methods"], known),
-                                  ("sweep.methods", sweep["methods"], pruning.METHODS),
-                                  ("study.methods", study["methods"], pruning.METHODS)):
+    variants = tuple(m for m, opts in prune["options"].items()
+                     if m not in known and isinstance(opts, dict) and pruning.VARIANT_KEY in opts)
+    for key, methods, allowed in (("prune.methods", prune["methods"], known + variants),
+                                  ("sweep.methods", sweep["methods"], pruning.METHODS + variants),
+                                  ("study.methods", study["methods"], pruning.METHODS + variants)):
         if not methods:
             out.append(f"{key} is empty; list at least one of {', '.join(allowed)}")
         for m in methods:
             if m not in allowed:
-                out.append(f"{key}: unknown method {m!r}; allowed: {', '.join(allowed)}")
+                out.append(f"{key}: unknown method {m!r}; allowed: {', '.join(allowed)}, or a variant of your own "
+                           f"defined in prune.options as `{m}: {{{pruning.VARIANT_KEY}: <a method>, <options>}}`")
         if len(set(map(str, methods))) != len(methods):
             out.append(f"{key} = {methods} lists a method twice")
     for m, opts in prune["options"].items():
-        if m not in known:
-            out.append(f"prune.options: unknown method {m!r}; allowed: {', '.join(known)}")
-        elif not isinstance(opts, dict):
+        if not isinstance(opts, dict):
             out.append(f"prune.options.{m} = {opts!r} is not allowed; expected a mapping of options")
         elif m == pruning.CONTROL and opts:
             out.append(f"prune.options.{m} = {opts!r} is not allowed; the control has no options, expected {{}}")
+        elif m not in known and pruning.VARIANT_KEY not in opts:
+            out.append(f"prune.options: unknown method {m!r}; allowed: {', '.join(known)}, or a named variant "
+                       f"`{m}: {{{pruning.VARIANT_KEY}: <one of {', '.join(pruning.METHODS)}>, <options>}}`")
         elif m != pruning.CONTROL:
             try:
-                pruning.validate(m, prune["ratio"], opts)
+                method, options = pruning.resolve(m, prune["options"])
+                pruning.validate(method, prune["ratio"], options)
             except ValueError as e:
                 out.append(f"prune.options.{m}: {e}")
     # DVC needs every params key a stage declares to exist: one entry per method, `{}` for its defaults.
@@ -186,6 +192,9 @@ def settings_markdown() -> str:
     for method in pruning.METHODS:
         lines += [f"**prune.options.{method}**: {pruning.options_class(method).__doc__.strip()}", "",
                   *_table(pruning.options_class(method), f"{method}."), ""]
+    lines += [f"**Named variants**: an entry of prune.options that is not a method but has `{pruning.VARIANT_KEY}:` "
+              "runs that method with the options beside it, under its own name in prune.methods, sweep.methods and "
+              "study.methods, e.g. `l2_unit_all: {method: l2_unit, scope: all}`.", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -38,7 +38,8 @@ class EvaluateConfig:
 @dataclass
 class SweepConfig:
     """params.yaml's sweep section: the base pruned at each ratio (no fine-tune) and measured."""
-    methods: list = setting(["magnitude", "l2_unit", "kmeans_shared", "kmeans_channel"],
+    methods: list = setting(["magnitude", "l2_unit", "kmeans_shared", "kmeans_channel", "l2_unit_all",
+                             "kmeans_channel_all"],
                             of_type(list, text="a list of method names"), "methods swept (not the control)")
     ratios: list = setting([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], ratio_list(), "ratios of each method")
     runtime: str = setting("pytorch", one_of(*speed.RUNTIMES), "the inference path the points are timed on")
@@ -90,17 +91,19 @@ def compare(candidate: nn.Module, base: nn.Module, split: Split, *, export_path,
     return {**metrics, **speed.headline(timing, batch_size)}, timing
 
 
-def sweep(base: nn.Module, method: str, ratios, options: dict, split: Split, workdir, **timing) -> list[dict]:
+def sweep(base: nn.Module, method: str, ratios, options: dict, split: Split, workdir, name: str | None = None,
+          **timing) -> list[dict]:
     """Prune `base` with `method` at every ratio (no fine-tuning) and compare() each result with it; one flat dict
-    per ratio. The base is described once; `timing` goes to compare() (runtime, batch_size, rounds, ...)."""
+    per ratio, labelled `name` (a named variant's; default: the method). The base is described once; `timing` goes
+    to compare() (runtime, batch_size, rounds, ...)."""
     workdir = Path(workdir)
     base_description = describe(base, split, workdir / "base.rz", timing.get("device", "cpu"))
     rows = []
     for ratio in ratios:
         model = pruning.prune(base, method, ratio, **options).model
-        metrics, _ = compare(model, base, split, export_path=workdir / f"{method}.rz",
+        metrics, _ = compare(model, base, split, export_path=workdir / f"{name or method}.rz",
                              base_description=base_description, **timing)
-        rows.append({**metrics, "method": method, "ratio": ratio})
+        rows.append({**metrics, "method": name or method, "ratio": ratio})
     return rows
 
 

@@ -153,5 +153,6 @@ def model_summary(model: nn.Module) -> dict:
             "sparsity": 1.0 - counts["nonzero_params"] / max(1, counts["params"]),
             "macs": count_macs(model),
             "macs_nonzero_weights": count_macs(model, skip_zero_weights=True),
+            "stream_widths": list(spec.get("stream_widths", [])),
             "inner_widths": list(spec.get("inner_widths", [])),
             "shared_k": dict(spec.get("shared", {}))}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from scipy import stats
 
-from .pruning import BASELINES, CONTROL, METHODS, baseline_of
+from .pruning import BASELINES, CONTROL, METHODS, baseline_of, resolve
 from .schema import int_list, number, of_type, ratio_list, setting
 from .study import DEFAULT_VARIANT, point_name, series_name
 
@@ -46,7 +46,8 @@ def _read(path: Path) -> dict:
 @dataclass
 class StudyConfig:
     """params.yaml's study section: accuracy after fine-tuning over methods x ratios x seeds, against the control."""
-    methods: list = setting(list(METHODS), of_type(list, text="a list of method names"),
+    methods: list = setting([*METHODS, "l2_unit_all", "kmeans_channel_all", "random_channel_all"],
+                            of_type(list, text="a list of method names or named variants"),
                             "methods studied, baselines included (the control is always there)")
     ratios: list = setting([0.3, 0.5, 0.7, 0.9], ratio_list(), "fractions removed; one point per ratio and seed")
     seeds: list = setting([0, 1, 2], int_list(0), "one point per seed: fine-tuning order, k-means init, baselines")
@@ -96,11 +97,14 @@ def _verdict(mean_a: float, mean_b: float, p: float | None, alpha: float) -> str
     return "better" if mean_a > mean_b else "worse"
 
 
-def summary(points: list[dict], control: list[dict], speed: dict, cfg: StudyConfig) -> list[dict]:
+def summary(points: list[dict], control: list[dict], speed: dict, cfg: StudyConfig,
+            options: dict | None = None) -> list[dict]:
     """One row per (method, variant, ratio) in `cfg` order, after the control's row (ratio 0: nothing removed).
     Each row: the accuracy's mean, std and mean ± std in percent, its difference from the control's mean and
     Welch p-value, whether it is within the tolerance, the matched random baseline and the verdict against it,
-    and the architecture's MACs reduction, measured speedup and stored size."""
+    and the architecture's MACs reduction, measured speedup and stored size. `options` is prune.options, where named
+    variants (l2_unit_all: {method: l2_unit, scope: all}) say what they run: their baseline is the variant of the
+    baseline with the same scope (pruning.baseline_of)."""
     ctrl_accs = [c["test_acc"] for c in control]
     ctrl = spread(ctrl_accs)
     base_kib = next(iter(speed.values()))["base_size_bytes"] / 1024 if speed else math.nan
@@ -114,14 +118,14 @@ def summary(points: list[dict], control: list[dict], speed: dict, cfg: StudyConf
             group = [p for p in points if p["method"] == method and p["variant"] == variant and p["ratio"] == ratio]
             accs = [p["test_acc"] for p in group]
             acc = spread(accs)
-            baseline = baseline_of(method)
-            base_accs = _accs(points, method=baseline, variant=variant, ratio=ratio) if baseline in cfg.methods else []
+            baseline = baseline_of(method, options, cfg.methods)
+            base_accs = _accs(points, method=baseline, variant=variant, ratio=ratio) if baseline else []
             p_base = welch_p(accs, base_accs) if base_accs else None
             p_ctrl = welch_p(accs, ctrl_accs)
             timed = speed[(method, ratio)]
             rows.append({
                 "series": series_name(method, variant), "method": method, "variant": variant,
-                "kind": "baseline" if method in BASELINES else "method", "ratio": ratio, **_acc_columns(acc),
+                "kind": "baseline" if resolve(method, options)[0] in BASELINES else "method", "ratio": ratio, **_acc_columns(acc),
                 "acc_after_prune_pct": 100 * statistics.fmean(p["acc_after_prune"] for p in group),
                 "vs_control_pct": 100 * (acc["mean"] - ctrl["mean"]), "p_vs_control": p_ctrl,
                 "within_tolerance": 100 * (ctrl["mean"] - acc["mean"]) <= cfg.tolerance,

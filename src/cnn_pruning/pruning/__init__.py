@@ -10,12 +10,19 @@ and two random baselines, a new model ready to fine-tune with train.fit().
 The methods (each module's docstring says exactly what it does, its options and its info keys):
     magnitude       unstructured: zero the round(ratio * N) smallest |w|, held at zero by model.masks
     l2_unit         structured: the smallest-L2 filters of every conv are removed (block-internal convs) or
-                    zeroed with their BN weight and bias (convs feeding the residual sum)
+                    zeroed with their BN weight and bias (convs feeding the residual sum); scope all: the
+                    residual streams' smallest-L2 channels are removed too
     kmeans_shared   weight sharing: each conv's filters are clustered and replaced by their k centroids
-    kmeans_channel  structured: each block's inner channels are clustered (BN folded in), one per cluster is kept,
-                    the others' conv2 weights are merged into it
+    kmeans_channel  structured: each block's inner channels (scope all: and each residual stream's) are
+                    clustered (BN folded in), one per cluster is kept, the readers' weights are merged into it
     random          baseline: as many weights as magnitude zeroes, at random positions (seeded)
-    random_channel  baseline: the inner widths l2_unit and kmeans_channel keep, channels chosen at random (seeded)
+    random_channel  baseline: the widths l2_unit and kmeans_channel keep, channels chosen at random (seeded)
+The channel methods' groups of coupled channels and their surgery are pruning.graph's (Torch-Pruning's
+DependencyGraph traces the model).
+
+Named variants: a list entry (prune.methods, sweep.methods, study.methods) may be a name of one's own, defined in
+prune.options with the method it runs and its options, e.g. `l2_unit_all: {method: l2_unit, scope: all}`.
+resolve(name, prune_options) turns any entry into (method, options); files, stages and study rows carry the name.
 
 `ratio` is the fraction removed, a number in [0, 1); ratio 0 gives a model with the same outputs. Every count in
 the package rounds the same way: a layer of n units loses round(ratio * n) (Python's round(), half to even) and
@@ -34,12 +41,17 @@ from ..model import CifarResNet, count_params
 from ..schema import number, of_type, setting
 from . import kmeans_channel, kmeans_shared, l2_unit, magnitude, random_channel, random_weights
 from .common import check_model, check_options, check_ratio
+from .graph import ChannelGroup, channel_groups, remove_channels
 
 # name -> module with an `Options` dataclass (defaults, allowed values, docs) and prune(model, ratio, **options)
 _REGISTRY = {"magnitude": magnitude, "l2_unit": l2_unit, "kmeans_shared": kmeans_shared,
              "kmeans_channel": kmeans_channel, "random": random_weights, "random_channel": random_channel}
 METHODS = tuple(_REGISTRY)
-BASELINES = ("random", "random_channel")  # what a criterion must beat: the same counts, chosen by chance
+VARIANT_KEY = "method"  # in prune.options.<name>: the registered method a named variant runs
+BASELINES = ("random", "random_channel")
+# The variants params.yaml ships: each channel method and its baseline with the residual streams pruned too.
+SCOPE_ALL_VARIANTS = {f"{m}_all": {VARIANT_KEY: m, "scope": "all"} for m in ("l2_unit", "kmeans_channel",
+                                                                             "random_channel")}  # what a criterion must beat: the same counts, chosen by chance
 CONTROL = "none"  # the unpruned base, fine-tuned like the methods: the fair reference
 
 
@@ -53,8 +65,10 @@ class PruneConfig:
                            "fraction removed: weights (magnitude), filters (l2_unit), clusters (k-means)")
     base: str = setting("sgd", of_type(str, text="an optimizer name from train.optimizers"),
                         "which optimizer's base model is pruned")
-    options: dict = setting({m: {} for m in (CONTROL, *METHODS)}, of_type(dict, text="a mapping method -> options"),
-                            "per method, only what differs from its defaults (below); one entry per method")
+    options: dict = setting({**{m: {} for m in (CONTROL, *METHODS)}, **SCOPE_ALL_VARIANTS},
+                            of_type(dict, text="a mapping method -> options"),
+                            "per method, only what differs from its defaults (below), one entry per method; "
+                            "plus named variants (below)")
 
 
 @dataclass
@@ -98,11 +112,52 @@ def prune(model: CifarResNet, method: str, ratio: float, **options) -> PruneResu
     return PruneResult(pruned, info)
 
 
-def baseline_of(method: str) -> str | None:
-    """The random baseline that removes what `method` removes, chosen by chance: the chance level `method` must
-    beat (each baseline module's MATCHES). None for the baselines themselves, the control and kmeans_shared (it
-    removes no weights or channels: no random choice matches its shared filters)."""
-    return next((b for b in BASELINES if method in _REGISTRY[b].MATCHES), None)
+def resolve(name: str, table: dict | None = None) -> tuple[str, dict]:
+    """(method, options) that the list entry `name` stands for, given prune.options as `table`: a registered method
+    with table[name] as its options (missing: the defaults), or a named variant, table[name] = {method: <a
+    registered method>, <its options>...}. The options are returned as written (validate() fills in defaults).
+    Raises ValueError naming the entry and what is allowed."""
+    entry = (table or {}).get(name)
+    if entry is not None and not isinstance(entry, dict):
+        raise ValueError(f"prune.options.{name} = {entry!r} is not allowed; expected a mapping of options")
+    entry = dict(entry or {})
+    if name in _REGISTRY:
+        if VARIANT_KEY in entry:
+            raise ValueError(f"prune.options.{name}: {VARIANT_KEY!r} names the method of a variant of your own; "
+                             f"{name!r} is a registered method itself (call the variant something else)")
+        return name, entry
+    method = entry.pop(VARIANT_KEY, None)
+    if method not in _REGISTRY:
+        if method is None:
+            raise ValueError(f"unknown pruning method {name!r}; allowed: {', '.join(METHODS)}, or a variant defined "
+                             f"in prune.options as `{name}: {{{VARIANT_KEY}: <one of them>, <options>}}`")
+        raise ValueError(f"prune.options.{name}.{VARIANT_KEY} = {method!r} is not a pruning method; allowed: "
+                         f"{', '.join(METHODS)}")
+    return method, entry
+
+
+def baseline_of(name: str, table: dict | None = None, among=None) -> str | None:
+    """The random baseline that removes what the entry `name` removes, chosen by chance: the chance level it must
+    beat. That is the entry of `among` (default: the baseline's own name) that runs the method's baseline (each
+    baseline module's MATCHES) with the same values of the options that decide what is removed (its
+    MATCHED_OPTIONS: scope and round_to for random_channel), e.g. l2_unit_all -> random_channel_all. None for the
+    baselines themselves, the control, kmeans_shared (it removes no weights or channels: no random choice matches
+    its shared filters), or when `among` has no matching entry."""
+    if name == CONTROL:
+        return None
+    method, options = resolve(name, table)
+    baseline = next((b for b in BASELINES if method in _REGISTRY[b].MATCHES), None)
+    if baseline is None:
+        return None
+    keys = getattr(_REGISTRY[baseline], "MATCHED_OPTIONS", ())
+    want = {k: validate(method, 0.0, options)[1][k] for k in keys}
+    for candidate in (baseline,) if among is None else among:
+        if candidate == CONTROL:
+            continue
+        m, o = resolve(candidate, table)
+        if m == baseline and {k: validate(m, 0.0, o)[1][k] for k in keys} == want:
+            return candidate
+    return None
 
 
 def masked_zeros(model: CifarResNet) -> int:
@@ -110,5 +165,6 @@ def masked_zeros(model: CifarResNet) -> int:
     return sum(int((~keep).sum()) for keep in model.masks.values())
 
 
-__all__ = ["BASELINES", "CONTROL", "METHODS", "PruneConfig", "PruneResult", "baseline_of", "defaults", "masked_zeros", "options_class", "prune",
-           "validate"]
+__all__ = ["BASELINES", "CONTROL", "METHODS", "VARIANT_KEY", "ChannelGroup", "PruneConfig", "PruneResult",
+           "baseline_of", "channel_groups", "defaults", "masked_zeros", "options_class", "prune", "remove_channels",
+           "resolve", "validate"]

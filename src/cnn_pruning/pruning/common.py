@@ -2,10 +2,11 @@
 
 Criteria only read weights and return indices or clusters; surgery only takes indices and edits a model. Keeping
 the two apart, as VainF/Torch-Pruning does, lets every method read as "score, pick, cut", and lets one surgery
-serve several criteria (l2_unit and kmeans_channel both shrink the residual blocks' inner width with it).
+serve several criteria (l2_unit, kmeans_channel and random_channel all remove channels with pruning.graph's).
 
-Counting rule, the same everywhere: a layer of n units loses n_removed = round(ratio * n) of them (Python's round(),
-half to even: round(0.5 * 9) = 4) and keeps n - n_removed, at least 1 where a layer must keep something.
+Counting rule, the same everywhere: a layer or channel group of n units loses n_removed = round(ratio * n) of them
+(Python's round(), half to even: round(0.5 * 9) = 4) and keeps n - n_removed, at least 1 where a layer must keep
+something; with round_to > 1 the kept count is then rounded to a multiple (n_kept).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch.nn as nn
 from .. import schema
 from ..fold import fold
 from ..model import CifarResNet, SharedConv2d, apply_masks, build
-from ..schema import integer, setting
+from ..schema import integer, one_of, setting
 
 # ---------------------------------------------------------------------------------------------- checks and counts
 
@@ -30,6 +31,16 @@ class KMeansOptions:
     """The options every k-means method has (each method's Options adds its own)."""
     seed: int = setting(0, integer(0, 2**32 - 1), "random_state of scikit-learn's KMeans (k-means++ init)")
     n_init: int = setting(4, integer(1, 1000), "k-means restarts; the best (lowest inertia) one is kept")
+
+
+@dataclass
+class ChannelOptions:
+    """The options every channel-removing method has (each method's Options adds its own)."""
+    scope: str = setting("inner", one_of("inner", "all"),
+                         "inner: only each block's inner width shrinks (the seeds' method); all: the residual "
+                         "streams too (every coupled group the dependency graph finds)")
+    round_to: int = setting(1, integer(1, 64), "kept channels per group rounded to a multiple of this (8 or 16 suit "
+                            "the runtimes' fast kernels; the ratio is then approximate); 1 = exact counts")
 
 
 def check_ratio(ratio) -> float:
@@ -67,8 +78,13 @@ def n_removed(ratio: float, n: int) -> int:
     return int(round(ratio * n))
 
 
-def n_kept(ratio: float, n: int) -> int:
-    return max(1, n - n_removed(ratio, n))
+def n_kept(ratio: float, n: int, round_to: int = 1) -> int:
+    """n - round(ratio * n), at least 1; with round_to > 1, then rounded to the nearest multiple of round_to (half
+    to even), at least round_to and at most n (a group narrower than round_to stays whole)."""
+    kept = max(1, n - n_removed(ratio, n))
+    if round_to > 1:
+        kept = min(n, max(round_to, round_to * round(kept / round_to)))
+    return kept
 
 
 def conv_names(model: nn.Module, include_stem: bool = True) -> list[str]:
@@ -122,41 +138,16 @@ def kmeans(points: np.ndarray, k: int, seed: int, n_init: int) -> tuple[np.ndarr
 # ---------------------------------------------------------------------------------------------- surgery
 
 
-def rebuild(model: CifarResNet, state: dict, inner_widths: list[int]) -> CifarResNet:
-    """A new model of the given inner widths holding `state`, built from the spec the way load_checkpoint() builds
-    one, so what we return and what a checkpoint reloads are the same architecture. Masks are copied over."""
+def rebuild(model: CifarResNet, state: dict, **changes) -> CifarResNet:
+    """A new model holding `state`, built from model.spec() with `changes` (inner_widths=..., stream_widths=...,
+    shortcut_maps=...) the way load_checkpoint() builds one, so what we return and what a checkpoint reloads are the
+    same architecture. Masks are copied over."""
     with torch.random.fork_rng(devices=[]):  # the constructor's init must not move the caller's random stream
-        new = build({**model.spec(), "inner_widths": list(inner_widths)})
+        new = build({**model.spec(), **changes})
     new.load_state_dict(state, strict=True)
     new.masks = {name: keep.clone() for name, keep in model.masks.items()}
     device = next(model.parameters()).device
     return new.to(device).train(model.training)
-
-
-@torch.no_grad()
-def remove_inner_channels(model: CifarResNet, keep: dict[int, list[int]],
-                          merge: dict[int, list[list[int]]] | None = None) -> CifarResNet:
-    """Physically remove inner channels of residual blocks; returns a new, narrower model.
-
-    Block i keeps conv1's output filters keep[i] (in that order) with their bn1 entries, and conv2 keeps the
-    matching input channels. With `merge`, the input slice of conv2 for the j-th kept channel becomes the SUM of
-    the slices of merge[i][j] (the channels it stands for): if those channels' activations were equal, conv2's
-    output is unchanged. Only the inner width is free here: the residual sum couples the stream's widths.
-    """
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    widths = list(model.inner_widths)
-    for i, idx in keep.items():
-        p, idx_t = f"blocks.{i}.", torch.as_tensor(idx, dtype=torch.long)
-        state[p + "conv1.weight"] = state[p + "conv1.weight"][idx_t]
-        for s in ("weight", "bias", "running_mean", "running_var"):
-            state[p + "bn1." + s] = state[p + "bn1." + s][idx_t]
-        w2 = state[p + "conv2.weight"]
-        if merge is None:
-            state[p + "conv2.weight"] = w2[:, idx_t]
-        else:
-            state[p + "conv2.weight"] = torch.stack([w2[:, list(members)].sum(1) for members in merge[i]], 1)
-        widths[i] = len(idx)
-    return rebuild(model, state, widths)
 
 
 def set_mask(model: CifarResNet, param_name: str, keep: torch.Tensor) -> None:

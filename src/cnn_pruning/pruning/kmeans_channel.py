@@ -1,22 +1,26 @@
-"""Channel clustering: similar inner channels of each residual block are clustered, one per cluster is kept.
+"""Channel clustering: similar channels of each coupled group are clustered, one per cluster is kept.
 
-    result = pruning.prune(model, "kmeans_channel", 0.5)               # merge=True: C-SGD-style merged weights
-    result = pruning.prune(model, "kmeans_channel", 0.5, merge=False, seed=1, n_init=8)
+    result = pruning.prune(model, "kmeans_channel", 0.5)               # scope inner, merge=True (C-SGD style)
+    result = pruning.prune(model, "kmeans_channel", 0.5, scope="all")  # the residual streams too
+    result = pruning.prune(model, "kmeans_channel", 0.5, merge=False, seed=1, n_init=8, round_to=8)
 
 Options: the `Options` dataclass below (default, allowed values and a line each; the README's settings table).
 
-For the first conv of each residual block (n filters, the block's inner width): BN1 is folded into the filters,
-w * gamma / sqrt(var + eps) flattened plus the folded bias beta - gamma * mean / sqrt(var + eps), so two channels
-whose post-BN outputs agree are close. KMeans clusters these rows into k = n - round(ratio * n) clusters (at least
-1; capped at the number of distinct rows). Each cluster keeps one representative: the member closest to the centroid
-(ties: the lower index). conv1's filters, bn1's entries and conv2's input channels of the other members are removed,
-so the inner width becomes k and the block is really smaller. With merge=True conv2 gets, for each kept channel, the
-sum of its members' input slices: had the members' activations been equal, conv2's output would be unchanged (this
-is how C-SGD, Ding et al. 2019, merges clustered channels), so the network starts fine-tuning close to the original.
-When every channel is its own cluster (ratio 0) nothing changes.
+Each group (pruning.graph: scope inner = every block's inner width; scope all = those and every residual stream)
+is described per channel by the BN-folded filters of every layer that writes it: w * gamma / sqrt(var + eps)
+flattened plus the folded bias beta - gamma * mean / sqrt(var + eps), one row per channel, the writers' rows side
+by side for a stream (the stem or each block's second conv with its BN; the parameter-free shortcut adds no
+features). Two channels whose post-BN outputs agree in every writer are close. KMeans clusters the rows into
+k = common.n_kept(ratio, n, round_to) clusters (capped at the number of distinct rows). Each cluster keeps one
+representative: the member closest to the centroid (ties: the lower index); the other members are removed from
+every coupled layer, so the model is really narrower. With merge=True every layer that reads the group gets, for
+each kept channel, the sum of its members' input slices, and shortcuts that copied a member copy the kept channel:
+had the members' activations been equal, nothing downstream would change (C-SGD, Ding et al. 2019), so the network
+starts fine-tuning close to the original. When every channel is its own cluster (ratio 0) nothing changes.
 
-info: merge, inner_widths, layers = {"blocks.i.conv1": {n_filters, k_target, k, kept: [indices], clusters: [[member
-indices] for each kept channel, in the kept order]}}; indices refer to the original model's channels.
+info: merge, stream_widths, inner_widths, layers = {group: {n_filters, k_target, k, kept: [indices], clusters:
+[[member indices] for each kept channel, in the kept order]}}, keyed "blocks.i.conv1" for inner groups and
+"stream.s" (with its writers) for streams; indices refer to the original model's channels.
 """
 
 from __future__ import annotations
@@ -27,31 +31,41 @@ import numpy as np
 
 from ..model import CifarResNet
 from ..schema import BOOLEAN, setting
-from .common import KMeansOptions, folded_filters, kmeans, n_kept, remove_inner_channels
+from .common import ChannelOptions, KMeansOptions, folded_filters, kmeans, n_kept
+from .graph import channel_groups, remove_channels
 
 
 @dataclass
-class Options(KMeansOptions):
+class Options(KMeansOptions, ChannelOptions):
     """k-means channel clustering's options."""
-    merge: bool = setting(True, BOOLEAN, "sum conv2's input weights of a cluster into the kept channel (C-SGD); "
-                          "false: drop them")
+    merge: bool = setting(True, BOOLEAN, "sum the readers' input weights of a cluster into the kept channel "
+                          "(C-SGD); false: drop them")
 
 
-def prune(model: CifarResNet, ratio: float, seed: int, n_init: int, merge: bool) -> tuple[CifarResNet, dict]:
-    keep, groups, layers = {}, {}, {}
-    for i, block in enumerate(model.blocks):
+def prune(model: CifarResNet, ratio: float, seed: int, n_init: int, merge: bool, scope: str,
+          round_to: int) -> tuple[CifarResNet, dict]:
+    keep, clusters_of, layers = {}, {}, {}
+    for g in channel_groups(model):
+        if g.kind != "inner" and scope != "all":
+            continue
+        if any(bn is None for _, bn in g.writers):
+            raise ValueError(f"kmeans_channel folds each writer's BatchNorm; {g.name} has a writer without one")
         # criterion: cluster the BN-folded filters, pick each cluster's member nearest its centroid
-        points = folded_filters(block.conv1, block.bn1)
-        labels, centroids = kmeans(points, n_kept(ratio, len(points)), seed, n_init)
+        points = np.hstack([folded_filters(model.get_submodule(c), model.get_submodule(b)) for c, b in g.writers])
+        k_target = n_kept(ratio, len(points), round_to)
+        labels, centroids = kmeans(points, k_target, seed, n_init)
         clusters = []
         for c in np.unique(labels):
             members = np.flatnonzero(labels == c)
             distance = ((points[members] - centroids[c]) ** 2).sum(1)
             clusters.append((int(members[np.argmin(distance)]), members.tolist()))  # argmin: first of ties
         clusters.sort()  # by representative: the kept channels stay in their original order
-        keep[i], groups[i] = [rep for rep, _ in clusters], [members for _, members in clusters]
-        layers[f"blocks.{i}.conv1"] = {"n_filters": len(points), "k_target": n_kept(ratio, len(points)),
-                                       "k": len(clusters), "kept": keep[i], "clusters": groups[i]}
-    # surgery: one shrink of all blocks, summing conv2's member slices into the kept channel with merge
-    model = remove_inner_channels(model, keep, groups if merge else None)
-    return model, {"merge": merge, "inner_widths": list(model.inner_widths), "layers": layers}
+        keep[g.name], clusters_of[g.name] = [rep for rep, _ in clusters], [members for _, members in clusters]
+        layers[g.name] = {"n_filters": len(points), "k_target": k_target, "k": len(clusters), "kept": keep[g.name],
+                          "clusters": clusters_of[g.name]}
+        if g.kind == "stream":
+            layers[g.name]["writers"] = [c for c, _ in g.writers]
+    # surgery: one pass over the groups, summing the readers' member slices into the kept channel with merge
+    model = remove_channels(model, keep, clusters_of if merge else None)
+    return model, {"merge": merge, "stream_widths": list(model.stream_widths),
+                   "inner_widths": list(model.inner_widths), "layers": layers}

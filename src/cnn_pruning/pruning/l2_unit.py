@@ -1,60 +1,94 @@
 """Structured L2 pruning: in every conv, the output filters with the smallest L2 norm go.
 
-    result = pruning.prune(model, "l2_unit", 0.5)                      # stem included
-    result = pruning.prune(model, "l2_unit", 0.5, include_stem=False)
+    result = pruning.prune(model, "l2_unit", 0.5)                      # scope inner, stem included (the seeds')
+    result = pruning.prune(model, "l2_unit", 0.5, scope="all")         # the residual streams shrink too
+    result = pruning.prune(model, "l2_unit", 0.8, scope="all", round_to=8)
 
 Options: the `Options` dataclass below (default, allowed values and a line each; the README's settings table).
 
-Every prunable conv of n filters loses min(round(ratio * n), n - 1) of them (one filter always stays), chosen by the
-L2 norm of the filters of the ORIGINAL model (stable sort: ties go to the lower index). What "lose" means depends on
-where the conv's output goes:
-  * blocks.i.conv1 feeds only its own block, so its filters are physically removed: conv1's rows, bn1's entries and
-    conv2's matching input channels are sliced away and the block's inner width shrinks (fewer params and FLOPs).
-  * the stem conv1 and every blocks.i.conv2 feed the residual sum, whose width the identity shortcuts fix, so their
-    units are zeroed instead: the filter AND its BN weight and bias (BN's bias would otherwise keep the unit emitting
-    a constant), held at zero through model.masks while fine-tuning. Their outputs are then exactly 0.
+Counts: a group of n channels keeps common.n_kept(ratio, n, round_to): n - round(ratio * n), at least 1, then
+rounded to a multiple of round_to. Scores come from the ORIGINAL model; a stable sort breaks ties to the lower index.
 
-info: inner_widths, layers = {conv name: {n_filters, removed: [indices], zeroed: [indices]}}; indices refer to the
-original model's filters.
+scope "inner" (the seeds' method 2, and the default):
+  * blocks.i.conv1 feeds only its own block, so its smallest-norm filters are physically removed: conv1's rows,
+    bn1's entries and conv2's matching input channels go (pruning.graph's surgery on the block's inner group).
+  * the stem conv1 and every blocks.i.conv2 feed the residual sum, so there the round(ratio * n) smallest filters
+    (at most n - 1) are zeroed instead: the filter AND its BN weight and bias (BN's bias would otherwise keep the
+    unit emitting a constant), held at zero through model.masks while fine-tuning. Their outputs are exactly 0, but
+    they are still computed: this is what keeps inner-only pruning from the speed its MACs promise.
+scope "all": the inner groups as above, and each residual stream (one per stage, found by the dependency graph:
+  the stem or shortcut and every second conv that add into it, every layer that reads it) loses the channels with
+  the smallest group L2 norm: sqrt of the sum of squares of that channel's weights in every coupled conv and
+  linear layer (writers' output filters, readers' input slices). Nothing is zeroed: the stream channels are gone.
+  include_stem=false leaves stream.0 (the stem's output) whole.
+
+info: stream_widths, inner_widths, layers = {conv name: {n_filters, removed: [indices], zeroed: [indices]}} for
+every inner group (and, with scope inner, the zeroed convs); with scope all also {"stream.s": {n_channels, removed,
+writers}}. Indices refer to the original model's channels.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ..model import CifarResNet
 from ..schema import BOOLEAN, setting
-from .common import filter_norms, n_removed, remove_inner_channels, smallest, zero_units
+from .common import ChannelOptions, filter_norms, n_kept, n_removed, smallest, zero_units
+from .graph import ChannelGroup, channel_groups, remove_channels
 
 
 @dataclass
-class Options:
+class Options(ChannelOptions):
     """L2 filter pruning's options."""
-    include_stem: bool = setting(True, BOOLEAN, "also prune the stem conv's filters (zeroed: they feed the residual sum)")
+    include_stem: bool = setting(True, BOOLEAN, "also prune the stem conv's filters (scope inner: zeroed, they feed "
+                                 "the residual sum; scope all: stream.0 shrinks)")
 
 
-def prune(model: CifarResNet, ratio: float, include_stem: bool) -> tuple[CifarResNet, dict]:
-    # criterion, all on the original weights: per conv, the smallest-norm filters
-    def weakest(conv_name: str) -> tuple[int, list[int]]:
-        norms = filter_norms(model.get_submodule(conv_name).weight)
-        n = len(norms)
-        return n, sorted(smallest(norms, min(n_removed(ratio, n), n - 1)).tolist())
+def group_norms(model: CifarResNet, group: ChannelGroup) -> torch.Tensor:
+    """Per channel of `group`, the L2 norm of its weights across every coupled conv and linear layer."""
+    squares = torch.zeros(group.size, dtype=torch.float64)
+    for conv, _ in group.writers:
+        squares += model.get_submodule(conv).weight.detach().double().flatten(1).pow(2).sum(1).cpu()
+    for reader in group.readers:
+        w = model.get_submodule(reader).weight.detach().double()
+        squares += w.transpose(0, 1).flatten(1).pow(2).sum(1).cpu()
+    return squares.sqrt()
 
+
+def prune(model: CifarResNet, ratio: float, include_stem: bool, scope: str, round_to: int) -> tuple[CifarResNet, dict]:
+    groups = channel_groups(model)
     layers, keep, zero = {}, {}, []
-    if include_stem:
-        n, idx = weakest("conv1")
-        layers["conv1"] = {"n_filters": n, "removed": [], "zeroed": idx}
-        zero.append(("conv1", "bn1", idx))
-    for i in range(len(model.blocks)):
-        n, idx = weakest(f"blocks.{i}.conv1")
-        layers[f"blocks.{i}.conv1"] = {"n_filters": n, "removed": idx, "zeroed": []}
-        keep[i] = sorted(set(range(n)) - set(idx))
-        n, idx = weakest(f"blocks.{i}.conv2")
-        layers[f"blocks.{i}.conv2"] = {"n_filters": n, "removed": [], "zeroed": idx}
-        zero.append((f"blocks.{i}.conv2", f"blocks.{i}.bn2", idx))
 
-    # surgery: shrink the blocks, then zero the residual-stream units of the new model
-    model = remove_inner_channels(model, keep)
-    for conv_name, bn_name, idx in zero:
-        zero_units(model, conv_name, bn_name, idx)
-    return model, {"inner_widths": list(model.inner_widths), "layers": layers}
+    def weakest(scores: torch.Tensor) -> list[int]:
+        n = len(scores)
+        return sorted(smallest(scores, n - n_kept(ratio, n, round_to)).tolist())
+
+    # criterion, all on the original weights
+    for g in groups:
+        if g.kind == "inner":
+            conv = g.writers[0][0]
+            removed = weakest(filter_norms(model.get_submodule(conv).weight))
+            layers[conv] = {"n_filters": g.size, "removed": removed, "zeroed": []}
+        elif scope == "all" and (include_stem or "conv1" not in [c for c, _ in g.writers]):
+            removed = weakest(group_norms(model, g))
+            layers[g.name] = {"n_channels": g.size, "removed": removed, "writers": [c for c, _ in g.writers]}
+        else:
+            continue
+        keep[g.name] = sorted(set(range(g.size)) - set(removed))
+    if scope == "inner":  # the residual-sum convs: zeroed, not removed (the seeds' method)
+        for conv, bn in ([("conv1", "bn1")] if include_stem else []) + [
+                (f"blocks.{i}.conv2", f"blocks.{i}.bn2") for i in range(len(model.blocks))]:
+            norms = filter_norms(model.get_submodule(conv).weight)
+            n = len(norms)
+            idx = sorted(smallest(norms, min(n_removed(ratio, n), n - 1)).tolist())
+            layers[conv] = {"n_filters": n, "removed": [], "zeroed": idx}
+            zero.append((conv, bn, idx))
+
+    # surgery: remove the groups' channels, then zero the residual-sum units of the new model
+    model = remove_channels(model, keep)
+    for conv, bn, idx in zero:
+        zero_units(model, conv, bn, idx)
+    return model, {"stream_widths": list(model.stream_widths), "inner_widths": list(model.inner_widths),
+                   "layers": layers}

@@ -21,6 +21,7 @@ from ..schema import integer, setting
 from . import magnitude
 
 MATCHES = ("magnitude",)  # the criteria whose counts this baseline reproduces: what it is the chance level of
+MATCHED_OPTIONS = ("scope", "include_stem", "include_fc")  # ... when these options agree
 
 
 @dataclass
