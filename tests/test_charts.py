@@ -20,3 +20,12 @@ def test_charts_are_real_pngs_one_per_chart(tmp_path):
                for e in (1, 2, 3)]
     charts.plot_history(history, tmp_path / "h.png", "title")
     assert Image.open(tmp_path / "h.png").format == "PNG"
+
+
+def test_every_shipped_method_and_variant_has_its_own_colour():
+    from cnn_pruning import pruning
+    from cnn_pruning.charts import colour
+
+    names = [pruning.CONTROL, *pruning.METHODS, *pruning.SCOPE_ALL_VARIANTS]
+    assert len({colour(n) for n in names}) == len(names)
+    assert colour("my_variant") == colour("my_variant") and colour("my_variant").startswith("#")

@@ -19,7 +19,16 @@ from .files import atomic_path  # noqa: E402
 
 # One colour per method in every chart (matplotlib's tab10 order); the base models are grey, the control black.
 COLOURS = {"base": "#7f7f7f", "none": "#000000", "magnitude": "#1f77b4", "l2_unit": "#ff7f0e",
-           "kmeans_shared": "#2ca02c", "kmeans_channel": "#d62728", "random": "#8c564b", "random_channel": "#e377c2"}
+           "kmeans_shared": "#2ca02c", "kmeans_channel": "#d62728", "random": "#8c564b", "random_channel": "#e377c2",
+           "l2_unit_all": "#9467bd", "kmeans_channel_all": "#17becf", "random_channel_all": "#bcbd22"}
+# Names of one's own (named variants) take one of tab20's lighter colours, chosen from the name's bytes so a name
+# keeps its colour from chart to chart and run to run (Python's hash() of a str changes between processes).
+_MORE = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
+
+
+def colour(name: str) -> str:
+    """The colour of a method, variant, model or series in every chart."""
+    return COLOURS.get(name) or _MORE[sum(name.encode()) % len(_MORE)]
 
 
 def save_figure(fig, path: str | os.PathLike) -> None:
@@ -64,7 +73,7 @@ def report_charts(results: dict, rows: list[dict], folder: str | os.PathLike, ab
         for method, points in sweep.items():
             scale = 1 / 1024 if key == "size_bytes" else 100 if key == "test_acc" else 1
             ax.plot([p["ratio"] for p in points], [p[key] * scale for p in points], marker="o",
-                    color=COLOURS.get(method), label=method)
+                    color=colour(method), label=method)
         first = next(iter(sweep.values()))
         if first and key == "images_per_s":
             ax.axhline(sum(p["base_images_per_s"] for p in first) / len(first), color=COLOURS["base"], ls="--",
@@ -78,7 +87,7 @@ def report_charts(results: dict, rows: list[dict], folder: str | os.PathLike, ab
     if rows:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for r in rows:
-            ax.scatter(r["speedup"], 100 * r["test_acc"], s=60, color=COLOURS.get(r["method"], "#17becf"),
+            ax.scatter(r["speedup"], 100 * r["test_acc"], s=60, color=colour(r["method"]),
                        label=r["model"], zorder=3)
             ax.annotate(r["model"], (r["speedup"], 100 * r["test_acc"]), textcoords="offset points", xytext=(5, 4),
                         fontsize=8)

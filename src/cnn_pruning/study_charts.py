@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .charts import COLOURS, plt, save_figure
+from .charts import COLOURS, colour, plt, save_figure
 
 # (x column, axis label, log scale, file name)
 AXES = (("ratio", "pruning ratio (fraction removed)", False, "accuracy_vs_ratio"),
@@ -40,7 +40,7 @@ def study_charts(rows: list[dict], folder: str | os.PathLike, tolerance: float, 
             points = sorted((r for r in rows if r["series"] == s), key=lambda r: r[x])
             baseline = points[0]["kind"] == "baseline"
             ax.errorbar([r[x] for r in points], [r["acc_mean_pct"] for r in points],
-                        yerr=[r["acc_std_pct"] or 0.0 for r in points], color=COLOURS.get(points[0]["method"]),
+                        yerr=[r["acc_std_pct"] or 0.0 for r in points], color=colour(points[0]["method"]),
                         ls="--" if baseline else "-", marker="s" if baseline else "o", ms=4, capsize=3,
                         label=f"{s} (baseline)" if baseline else s)
         if log:
