@@ -21,8 +21,9 @@ l2_unit and kmeans_channel prune to the same widths at a ratio and scope (so the
 columns differ by noise only); l2_unit's zeroed residual units (scope inner) cost the same time as live ones.
 With scope inner, pruning gains less than the MACs drop: the residual stream keeps its 16/32/64 channels
 (activation traffic, adds); scope all removes stream channels too. Thin convs fill the CPU's vector lanes badly
-(round_to=8/16 keeps widths at multiples), and at batch 1 per-layer overheads dominate. Interleaving two runtimes in one process (the second table) costs each some speed: PyTorch's OpenMP
-threads spin between calls, so ratios across runtimes are conservative.
+(round_to=8/16 keeps widths at multiples), and at batch 1 per-layer overheads dominate. Interleaving two runtimes
+in one process (the second table) costs each some speed: PyTorch's OpenMP threads spin between calls, so ratios
+across runtimes are conservative.
 """
 
 from __future__ import annotations

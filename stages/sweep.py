@@ -3,7 +3,8 @@
     python stages/sweep.py l2_unit --data data/cifar10.npz --base models/base/sgd.pt --out plots/sweep/l2_unit.csv \
         --scratch checkpoints/sweep/l2_unit
 
-Reads sweep, prune.base and prune.options.<method> (a method's options or a named variant's; pruning.resolve). One row per ratio: params, nonzeros, distinct filters, MACs,
+Reads sweep, prune.base and prune.options.<method> (a method's options or a named variant's; pruning.resolve).
+One row per ratio: params, nonzeros, distinct filters, MACs,
 stored size, accuracy before fine-tuning, and speed against the base timed interleaved in this process. To keep the
 sweep to minutes on a CPU, speed is a fixed small number of timed batches per point (the `timed_rounds` and
 `timed_batch_size` columns say how many) and accuracy uses `sweep.eval_images` test images (the `eval_images`

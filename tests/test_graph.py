@@ -126,8 +126,8 @@ def test_the_trace_finds_each_stream_and_each_blocks_inner_width(deep, depth):
             + ([f"blocks.{next_first}.conv1"] if s < 2 else ["fc"])
         assert g.shortcuts_in == ([f"blocks.{next_first}.shortcut"] if s < 2 else [])
     assert [g.name for g in inner] == [f"blocks.{i}.conv1" for i in range(3 * n)]
-    assert all(g.writers == [(g.name, g.name.replace("conv1", "bn1"))] and g.readers == [g.name.replace("conv1", "conv2")]
-               for g in inner)
+    assert all(g.writers == [(g.name, g.name.replace("conv1", "bn1"))]
+               and g.readers == [g.name.replace("conv1", "conv2")] for g in inner)
     assert [g.size for g in inner] == [w for w in STREAM_WIDTHS for _ in range(n)]
 
 

@@ -48,10 +48,10 @@ _REGISTRY = {"magnitude": magnitude, "l2_unit": l2_unit, "kmeans_shared": kmeans
              "kmeans_channel": kmeans_channel, "random": random_weights, "random_channel": random_channel}
 METHODS = tuple(_REGISTRY)
 VARIANT_KEY = "method"  # in prune.options.<name>: the registered method a named variant runs
-BASELINES = ("random", "random_channel")
+BASELINES = ("random", "random_channel")  # what a criterion must beat: the same counts, chosen by chance
 # The variants params.yaml ships: each channel method and its baseline with the residual streams pruned too.
-SCOPE_ALL_VARIANTS = {f"{m}_all": {VARIANT_KEY: m, "scope": "all"} for m in ("l2_unit", "kmeans_channel",
-                                                                             "random_channel")}  # what a criterion must beat: the same counts, chosen by chance
+SCOPE_ALL_VARIANTS = {f"{m}_all": {VARIANT_KEY: m, "scope": "all"}
+                      for m in ("l2_unit", "kmeans_channel", "random_channel")}
 CONTROL = "none"  # the unpruned base, fine-tuned like the methods: the fair reference
 
 

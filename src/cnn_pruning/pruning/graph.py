@@ -177,7 +177,9 @@ def _as_spec_model(original: CifarResNet, pruned: CifarResNet) -> CifarResNet:
     from the pruned layers), holding the pruned weights."""
     n = blocks_per_stage(original.depth)
     blocks = list(pruned.blocks)
-    stream = [pruned.conv1.out_channels] + [blocks[s * n].conv2.out_channels for s in range(1, len(original.stream_widths))]
-    maps = {f"blocks.{i}": list(b.shortcut.channel_map) for i, b in enumerate(blocks) if isinstance(b.shortcut, ShortcutA)}
+    stream = [pruned.conv1.out_channels] + [blocks[s * n].conv2.out_channels
+                                            for s in range(1, len(original.stream_widths))]
+    maps = {f"blocks.{i}": list(b.shortcut.channel_map) for i, b in enumerate(blocks)
+            if isinstance(b.shortcut, ShortcutA)}
     return rebuild(original, pruned.state_dict(), inner_widths=[b.conv1.out_channels for b in blocks],
                    stream_widths=stream, shortcut_maps=maps)
