@@ -38,8 +38,9 @@ class EvaluateConfig:
 @dataclass
 class SweepConfig:
     """params.yaml's sweep section: the base pruned at each ratio (no fine-tune) and measured."""
-    methods: list = setting(["magnitude", "l2_unit", "kmeans_shared", "kmeans_channel", "l2_unit_all",
-                             "kmeans_channel_all"],
+    methods: list = setting(["magnitude", "l2_unit", "kmeans_shared", "kmeans_channel",
+                             *(v for v, entry in pruning.SCOPE_ALL_VARIANTS.items()  # not the baseline's
+                               if entry[pruning.VARIANT_KEY] not in pruning.BASELINES)],
                             of_type(list, text="a list of method names"), "methods swept (not the control)")
     ratios: list = setting([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], ratio_list(), "ratios of each method")
     runtime: str = setting("pytorch", one_of(*speed.RUNTIMES), "the inference path the points are timed on")

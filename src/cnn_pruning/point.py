@@ -28,7 +28,8 @@ def run_point(base: nn.Module, ds: Dataset, method: str, ratio: float | None, se
               resume_key: str = "", on_epoch: Callable[[dict], None] | None = None,
               name: str | None = None) -> tuple[nn.Module, dict]:
     """Prune `base` (a copy; CONTROL: unpruned), fine-tune it with `recipe` at `seed` and measure it on the whole
-    test split; the row is labelled `name` (a named variant's; default: the method). `options` are passed as given (see seeded()). Returns the model and one flat row: the point, test
+    test split; the row is labelled `name` (a named variant's; default: the method). `options` are passed as
+    given (see seeded()). Returns the model and one flat row: the point, test
     accuracy right after pruning and after fine-tuning, params, nonzeros, MACs, bytes stored and epochs (no
     timings: the same inputs give the same row, as in the other stages' metrics).
 
@@ -36,13 +37,14 @@ def run_point(base: nn.Module, ds: Dataset, method: str, ratio: float | None, se
     control, device = method == pruning.CONTROL, pick_device(recipe.device)
     model = copy.deepcopy(base) if control else pruning.prune(base, method, ratio, **options).model
     after_prune = accuracy(model, ds.test, recipe.eval_batch_size, device)["accuracy"]
+    label = name or method
     history = fit(model, ds, optimizer, hparams, dataclasses.replace(recipe, seed=seed), on_epoch=on_epoch,
-                  resume_path=resume_path, resume_key=resume_key, desc=f"point-{point_name(name or method, ratio, seed)}")
+                  resume_path=resume_path, resume_key=resume_key, desc=f"point-{point_name(label, ratio, seed)}")
     test = accuracy(model, ds.test, recipe.eval_batch_size, device)
     counts, base_counts = model_summary(model), model_summary(base)
     size = export.export_compact(model.cpu(), scratch)
     files.remove(scratch)
-    row = {"method": name or method, "variant": DEFAULT_VARIANT, "ratio": ratio, "seed": seed,
+    row = {"method": label, "variant": DEFAULT_VARIANT, "ratio": ratio, "seed": seed,
            "test_acc": test["accuracy"], "acc_after_prune": after_prune, "test_images": test["n"],
            "params": counts["params"], "nonzero_params": counts["nonzero_params"],
            "distinct_filters": counts["distinct_filters"], "macs": counts["macs"],

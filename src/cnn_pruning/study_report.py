@@ -25,7 +25,7 @@ from pathlib import Path
 
 from scipy import stats
 
-from .pruning import BASELINES, CONTROL, METHODS, baseline_of, resolve
+from .pruning import BASELINES, CONTROL, METHODS, SCOPE_ALL_VARIANTS, baseline_of, resolve
 from .schema import int_list, number, of_type, ratio_list, setting
 from .study import DEFAULT_VARIANT, point_name, series_name
 
@@ -46,7 +46,7 @@ def _read(path: Path) -> dict:
 @dataclass
 class StudyConfig:
     """params.yaml's study section: accuracy after fine-tuning over methods x ratios x seeds, against the control."""
-    methods: list = setting([*METHODS, "l2_unit_all", "kmeans_channel_all", "random_channel_all"],
+    methods: list = setting([*METHODS, *SCOPE_ALL_VARIANTS],
                             of_type(list, text="a list of method names or named variants"),
                             "methods studied, baselines included (the control is always there)")
     ratios: list = setting([0.3, 0.5, 0.7, 0.9], ratio_list(), "fractions removed; one point per ratio and seed")
