@@ -26,6 +26,18 @@ SHARED_JPG = REPO.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
 SHARED_JPG_MD5 = "34ec1c07be108afe1a3754f7105b69d6"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of small-model tests (pytestmark = pytest.mark.usefixtures("one_thread")): on a
+    busy 2-core machine a second thread made them ~5x slower (threads spin waiting for each other), and one thread
+    fixes the fixture models' numbers across machines."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def class_images(label: int, n: int, seed: int) -> np.ndarray:
     """n 32×32×3 uint8 images whose colour depends on the class, so a model can learn something quickly."""
     rng = np.random.default_rng(seed * 100 + label)

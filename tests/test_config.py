@@ -31,7 +31,7 @@ def test_shipped_params_are_valid():
 
 
 @pytest.mark.parametrize("path,value,message", [
-    ("prune.ration", 0.9, r"prune.ration: unknown key; allowed: methods, ratio, base, options"),
+    ("prune.ration", 0.9, r"prune.ration: unknown key; allowed: methods, ratio, base, options, schedule, steps, prune_until"),
     ("prune.ratio", 1.0, r"prune.ratio = 1.0 is not allowed; expected a number in \[0, 1\)"),
     ("prune.ratio", -0.1, r"prune.ratio = -0.1 is not allowed"),
     ("prune.ratio", "half", r"prune.ratio = 'half' is not allowed"),
@@ -65,6 +65,14 @@ def test_shipped_params_are_valid():
     ("study.methods", ["l2_unit_al"], r"study.methods: unknown method 'l2_unit_al'; allowed: .*l2_unit_all.*, or a "
                                       r"variant of your own defined in prune.options as `l2_unit_al: \{method:"),
     ("study.methods", ["magnitude", "none"], r"study.methods: unknown method 'none'; allowed: magnitude, .*random"),
+    ("prune.schedule", "cubic", r"prune.schedule = 'cubic'.*'oneshot' or 'gradual'"),
+    ("prune.steps", 0, r"prune.steps = 0.*an integer in \[1, 10000\]"),
+    ("prune.prune_until", 0, r"prune.prune_until = 0.*a number in \(0, 1\]"),
+    ("prune.prune_until", 1.5, r"prune.prune_until = 1.5.*a number in \(0, 1\]"),
+    ("finetune.distill_alpha", 2, r"finetune.distill_alpha = 2.*a number in \[0, 1\]"),
+    ("finetune.distill_temperature", 0.0, r"finetune.distill_temperature = 0.0.*a number in \(0, 1000\]"),
+    ("study.variants", ["oneshot", "gradual_kd"], r"study.variants = .*distinct names from oneshot, gradual, "
+                                                   r"oneshot_distill, gradual_distill"),
     ("study.methods", [], r"study.methods is empty"),
     ("study.ratios", [0.5, 0.5], r"study.ratios = \[0.5, 0.5\] lists a value twice"),
     ("study.ratios", [0.5, 1.0], r"study.ratios = \[0.5, 1.0\] is not allowed; expected a non-empty list of numbers"),

@@ -107,11 +107,20 @@ def test_the_sweep_stage_declares_every_sweep_key_but_the_list_of_methods():
     assert declared == [f"sweep.{f.name}" for f in schema.fields(SweepConfig) if f.name != "methods"]
 
 
-@pytest.mark.parametrize("name", ["control", "point"])
-def test_the_study_points_declare_the_finetune_recipe_but_its_seed(name):
-    """The point's own seed replaces finetune.seed, so changing finetune.seed must rerun no point."""
+@pytest.mark.parametrize("name, skipped", [
+    ("control", {"seed", "distill", "distill_alpha", "distill_temperature"}),   # the control is never distilled
+    ("point", {"seed", "distill"})])                                           # its variant switches distillation
+def test_the_study_points_declare_the_finetune_recipe_but_its_seed(name, skipped):
+    """The point's own seed replaces finetune.seed, so changing finetune.seed must rerun no point; the variant, not
+    finetune.distill, decides whether a point is distilled (and the control never is)."""
     declared = [p for p in DVC_YAML["stages"][name]["params"] if p.startswith("finetune.")]
-    assert declared == [f"finetune.{f.name}" for f in schema.fields(FinetuneConfig) if f.name != "seed"]
+    assert declared == [f"finetune.{f.name}" for f in schema.fields(FinetuneConfig) if f.name not in skipped]
+
+
+def test_the_study_points_declare_the_gradual_schedule_but_not_the_switch():
+    declared = [p for p in DVC_YAML["stages"]["point"]["params"] if p.startswith("prune.")]
+    assert {"prune.steps", "prune.prune_until"} <= set(declared) and "prune.schedule" not in declared
+    assert not [p for p in DVC_YAML["stages"]["control"]["params"] if p in ("prune.steps", "prune.prune_until")]
 
 
 def test_the_traversal_sees_relative_lazy_and_package_imports():

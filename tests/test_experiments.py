@@ -169,11 +169,43 @@ def test_a_method_option_added_with_plus_reruns_only_that_method(tiny_pipeline, 
     proc = run(["dvc", "exp", "run", "-n", "mag-layer", "-S", "+prune.options.magnitude.scope=layer"], repo)
     ran = set(ran_stages(proc.stdout))
     assert ran == {"validate", "prune@magnitude", "finetune@magnitude", "evaluate@magnitude", "sweep@magnitude",
-                   "report", "point@magnitude-0.5-0", "point@magnitude-0.5-1", "study_speed@magnitude-0.5",
-                   "study"}, sorted(ran)
+                   "report", "point@magnitude-0.5-0-oneshot", "point@magnitude-0.5-1-oneshot",
+                   "study_speed@magnitude-0.5", "study"}, sorted(ran)
     info = json.loads((repo / "metrics" / "prune" / "magnitude.info.json").read_text())
     assert info["scope"] == "layer"
     assert info["options"] == {"scope": "layer", "include_stem": False, "include_fc": False}  # the rest: code
+
+
+def test_gradual_pruning_and_distillation_rerun_only_fine_tuning_and_the_new_study_points(tiny_pipeline, tmp_path):
+    """prune.schedule=gradual moves pruning into the finetune stages (prune stays cached: it still reports the
+    one-shot model); finetune.distill reruns every fine-tune; a new study variant runs only its own points."""
+    repo = copy_finished(tiny_pipeline, tmp_path / "repo")
+    proc = run(["dvc", "exp", "run", "-n", "gradual-kd", "-S", "prune.schedule=gradual", "-S", "prune.steps=3",
+                "-S", "finetune.distill=true", "-S", "study.variants=[oneshot,gradual_distill]"], repo)
+    ran = set(ran_stages(proc.stdout))
+    methods = ("magnitude", "l2_unit", "kmeans_shared", "kmeans_channel")
+    assert {f"finetune@{m}" for m in (*methods, "none")} | {f"evaluate@{m}" for m in methods} <= ran, sorted(ran)
+    assert not ran & (UPSTREAM | {f"prune@{m}" for m in methods}), sorted(ran & UPSTREAM)
+    study = study_stages(ran)
+    assert study == {"point@magnitude-0.5-0-gradual_distill", "point@magnitude-0.5-1-gradual_distill",
+                     "point@random-0.5-0-gradual_distill", "point@random-0.5-1-gradual_distill", "study"}, sorted(ran)
+    for m in methods:  # the end of the schedule: the one-shot model's architecture and counts
+        tuned, meta = load_checkpoint(repo / "models" / "finetuned" / f"{m}.pt")
+        oneshot, _ = load_checkpoint(repo / "models" / "pruned" / f"{m}.pt")
+        assert tuned.spec()["inner_widths"] == oneshot.spec()["inner_widths"], m
+        assert tuned.spec()["shared"] == oneshot.spec()["shared"], m
+        assert meta["schedule"] == "gradual" and meta["distill"] is True and meta["pruning"]["step"] == 3, m
+        history = list(csv.DictReader(open(repo / "plots" / "finetune" / f"{m}.csv")))
+        assert float(history[-1]["prune_ratio"]) == 0.5 and float(history[-1]["teacher_seconds"]) > 0
+        timing = json.loads((repo / "metrics" / "finetune" / f"{m}.timing.json").read_text())
+        assert 0 < timing["teacher_seconds_total"] < timing["seconds_total"]
+    _, control = load_checkpoint(repo / "models" / "finetuned" / "none.pt")
+    assert control["schedule"] == "oneshot" and control["distill"] is False  # the control is the teacher itself
+    remedies = list(csv.DictReader(open(repo / "results" / "study" / "remedies.csv")))
+    assert [(r["method"], r["variant"]) for r in remedies] == [("magnitude", "gradual_distill"),
+                                                               ("random", "gradual_distill")]
+    assert "Gradual pruning and distillation against one-shot" in (repo / "reports" / "study.md").read_text()
+    assert (repo / "plots" / "study" / "variants.png").is_file()
 
 
 def test_the_random_baselines_flow_through_every_stage(tiny_pipeline, tmp_path):
@@ -246,13 +278,14 @@ def test_the_study_caches_per_point_new_ratios_and_seeds_run_only_new_points(tin
     repo = copy_finished(tiny_pipeline, tmp_path / "repo")
     proc = run(["dvc", "exp", "run", "-n", "ratio", "-S", "study.ratios=[0.5,0.9]"], repo)
     ran = set(ran_stages(proc.stdout))
-    assert ran == {"validate", "point@magnitude-0.9-0", "point@magnitude-0.9-1", "point@random-0.9-0",
-                   "point@random-0.9-1", "study_speed@magnitude-0.9", "study_speed@random-0.9", "study"}, sorted(ran)
+    assert ran == {"validate", "point@magnitude-0.9-0-oneshot", "point@magnitude-0.9-1-oneshot",
+                   "point@random-0.9-0-oneshot", "point@random-0.9-1-oneshot", "study_speed@magnitude-0.9",
+                   "study_speed@random-0.9", "study"}, sorted(ran)
     proc = run(["dvc", "exp", "run", "-n", "seed", "-S", "study.ratios=[0.5,0.9]", "-S", "study.seeds=[0,1,2]"],
                repo)
     ran = set(ran_stages(proc.stdout))
-    assert ran == {"validate", "control@2", "point@magnitude-0.5-2", "point@magnitude-0.9-2", "point@random-0.5-2",
-                   "point@random-0.9-2", "study"}, sorted(ran)
+    assert ran == {"validate", "control@2", "point@magnitude-0.5-2-oneshot", "point@magnitude-0.9-2-oneshot",
+                   "point@random-0.5-2-oneshot", "point@random-0.9-2-oneshot", "study"}, sorted(ran)
     summary = list(csv.DictReader(open(repo / "results" / "study" / "summary.csv")))
     assert [(r["series"], r["ratio"], r["n"]) for r in summary] == [
         ("none", "0.0", "3"), ("magnitude", "0.5", "3"), ("magnitude", "0.9", "3"), ("random", "0.5", "3"),
@@ -262,13 +295,14 @@ def test_the_study_caches_per_point_new_ratios_and_seeds_run_only_new_points(tin
     # The random baseline zeroes exactly magnitude's count at each ratio.
     points = {p.stem: json.loads(p.read_text()) for p in (repo / "results" / "study" / "points").glob("*.json")}
     for ratio in (0.5, 0.9):
-        assert points[f"random-{ratio}-0"]["nonzero_params"] == points[f"magnitude-{ratio}-0"]["nonzero_params"]
+        assert points[f"random-{ratio}-0-oneshot"]["nonzero_params"] == \
+            points[f"magnitude-{ratio}-0-oneshot"]["nonzero_params"]
     # A fine-tune knob reruns every point and the control, never download or training: what `dvc status` says
     # is out of date is what `dvc repro` would run.
     set_params(repo, {"finetune": {"epochs": 2}})
     would = set(json.loads(run(["dvc", "status", "--json"], repo).stdout))
     assert not would & UPSTREAM, sorted(would & UPSTREAM)
-    assert {"control@0", "control@2", "point@random-0.9-2", "finetune@magnitude"} <= would
+    assert {"control@0", "control@2", "point@random-0.9-2-oneshot", "finetune@magnitude"} <= would
     assert not {s for s in would if s.startswith("study_speed@")}  # speed depends on the architecture alone
 
 
@@ -281,7 +315,7 @@ def test_the_study_answers_per_method_and_logs_each_point(tiny_pipeline):
     assert sorted(p.name for p in (tiny_pipeline / "plots" / "study").iterdir()) == [
         "accuracy_vs_macs.png", "accuracy_vs_ratio.png", "accuracy_vs_size.png", "accuracy_vs_speedup.png"]
     runs = {r.info.run_name: r for r in mlflow_runs(tiny_pipeline)}
-    point = runs["point-random-0.5-1"]
+    point = runs["point-random-0.5-1-oneshot"]
     assert {k: point.data.tags[k] for k in ("stage", "method", "ratio", "seed")} == {
         "stage": "study_point", "method": "random", "ratio": "0.5", "seed": "1"}
     assert point.data.metrics["ratio"] == 0.5 and point.data.metrics["seed"] == 1 and "test_acc" in point.data.metrics

@@ -28,12 +28,7 @@ from conftest import class_images
 CHANNEL_METHODS = ("l2_unit", "kmeans_channel", "random_channel")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def synthetic(per_class: int, seed: int) -> Dataset:

@@ -36,7 +36,8 @@ EXPECTED_RUNS = {
     "evaluate_base-sgd": "evaluate", "evaluate-magnitude": "evaluate",
     "sweep-magnitude": "sweep",
     "report": "report",
-    "point-none-0": "study_point", "point-magnitude-0.5-0": "study_point", "speed-magnitude-0.5": "study_speed",
+    "point-none-0": "study_point", "point-magnitude-0.5-0-oneshot": "study_point",
+    "speed-magnitude-0.5": "study_speed",
     "study": "study",
 }
 

@@ -33,14 +33,7 @@ def dataset(per_class: int, seed: int) -> Dataset:
     return Dataset(split(per_class, seed), split(2, seed + 1), split(2, seed + 2), CIFAR10_CLASSES, "synthetic", None)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the models are small, and on a busy 2-core machine a second thread made this file ~5x
-    slower (threads spin waiting for each other). Also fixes the fixture model's numbers across machines."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

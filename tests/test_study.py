@@ -9,6 +9,7 @@ from cnn_pruning import pruning
 from cnn_pruning.measure import accuracy
 from cnn_pruning.model import CifarResNet
 from cnn_pruning.point import run_point
+from cnn_pruning.pruning.gradual import Schedule
 from cnn_pruning.study import DEFAULT_VARIANT, point_name, seeded, series_name
 from cnn_pruning.train import TrainConfig
 from test_train import tiny_dataset
@@ -27,10 +28,11 @@ def test_the_seed_replaces_a_methods_own_seed_and_fills_in_the_defaults():
 
 
 def test_names_of_points_and_series():
-    assert point_name("l2_unit", 0.5, 1) == "l2_unit-0.5-1"
-    assert point_name(pruning.CONTROL, None, 2) == "none-2"
+    assert point_name("l2_unit", 0.5, 1) == "l2_unit-0.5-1-oneshot" == point_name("l2_unit", 0.5, 1, DEFAULT_VARIANT)
+    assert point_name("l2_unit", 0.5, 1, "gradual_distill") == "l2_unit-0.5-1-gradual_distill"
+    assert point_name(pruning.CONTROL, None, 2) == "none-2"  # the control has no ratio and no variant
     assert series_name("magnitude", DEFAULT_VARIANT) == "magnitude"
-    assert series_name("magnitude", "layer") == "magnitude:layer"
+    assert series_name("magnitude", "gradual") == "magnitude:gradual"
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,9 @@ def test_the_seed_changes_fine_tuning_and_random_choices_and_nothing_else(points
     (rnd1, r1), = out[("random", 1)]
     assert not all(torch.equal(rnd0.masks[n], rnd1.masks[n]) for n in rnd0.masks)  # the baseline's draw: seeded
     assert r0["nonzero_params"] == r1["nonzero_params"] == row0["nonzero_params"]  # the count is magnitude's
-    assert r0 == r0_again and _same_weights(rnd0, rnd0_again)  # the same point twice: the same result
+    timings = ("finetune_seconds", "teacher_seconds")  # the row's only entries that vary between identical runs
+    assert {k: v for k, v in r0.items() if k not in timings} == {k: v for k, v in r0_again.items() if k not in timings}
+    assert _same_weights(rnd0, rnd0_again)  # the same point twice: the same result
 
 
 def test_the_control_is_the_unpruned_base_fine_tuned(points):
@@ -83,3 +87,18 @@ def test_the_control_is_the_unpruned_base_fine_tuned(points):
     assert row["ratio"] is None and row["nonzero_params"] == row["params"] and row["macs_reduction"] == 1.0
     assert row["acc_after_prune"] == accuracy(base, tiny_dataset().test)["accuracy"]  # nothing was pruned
     assert not model.masks and not _same_weights(model, base)  # trained further, base untouched
+
+
+@pytest.mark.parametrize("variant", ["gradual", "oneshot_distill", "gradual_distill"])
+def test_a_variant_prunes_and_tunes_its_way_to_one_shots_architecture(variant, tmp_path):
+    torch.manual_seed(0)
+    base, ds = CifarResNet(), tiny_dataset()
+    oneshot = pruning.prune(base, "l2_unit", 0.5).model
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    model, row = run_point(base, ds, "l2_unit", 0.5, 0, {}, RECIPE, "sgd", SGD, scratch=str(tmp_path / "x.rz"),
+                           variant=variant, schedule=Schedule("gradual", 4, 0.5), distill=(0.9, 4.0))
+    assert row["variant"] == variant and row["epochs"] == RECIPE.epochs
+    assert pruning.structure(model) == pruning.structure(oneshot)  # gradual ends where one-shot starts
+    assert row["acc_after_prune"] == accuracy(oneshot, ds.test)["accuracy"]  # the one-shot model's, always
+    assert (row["teacher_seconds"] > 0) == variant.endswith("distill") and row["finetune_seconds"] > 0
+    assert all(torch.equal(v, before[k]) for k, v in base.state_dict().items())  # the base (and teacher) untouched

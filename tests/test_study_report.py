@@ -9,8 +9,8 @@ import pytest
 
 from cnn_pruning import schema
 from cnn_pruning.study_charts import AXES, study_charts
-from cnn_pruning.study_report import (StudyConfig, answers, collect, markdown, point_rows, spread, summary, ties,
-                                      welch_p)
+from cnn_pruning.study_report import (StudyConfig, answers, collect, markdown, point_rows, remedies, spread, summary,
+                                      ties, welch_p)
 from cnn_pruning import files
 
 # test accuracy per (method, ratio) over seeds 0, 1, 2
@@ -21,7 +21,7 @@ CFG = schema.build(StudyConfig, {"methods": ["magnitude", "random"], "ratios": [
 
 
 def point(method, ratio, seed, acc):
-    return {"method": method, "variant": "default", "ratio": ratio, "seed": seed, "test_acc": acc,
+    return {"method": method, "variant": "oneshot", "ratio": ratio, "seed": seed, "test_acc": acc,
             "acc_after_prune": acc / 2, "params": 1000, "nonzero_params": 500 if ratio == 0.5 else 100,
             "distinct_filters": 10, "macs": 100, "macs_nonzero_weights": 50, "base_macs": 100,
             "macs_reduction": 2.0 if ratio == 0.5 else 10.0, "size_bytes": 2048 if ratio == 0.5 else 1024,
@@ -92,16 +92,16 @@ def test_ties_list_the_pairs_the_test_cannot_separate(study):
 def test_collect_reads_only_the_listed_points(tmp_path, study):
     points, control, speed = study
     for p in points + control:
-        name = f"none-{p['seed']}" if p["ratio"] is None else f"{p['method']}-{p['ratio']}-{p['seed']}"
+        name = f"none-{p['seed']}" if p["ratio"] is None else f"{p['method']}-{p['ratio']}-{p['seed']}-{p['variant']}"
         files.write_json(tmp_path / "points" / f"{name}.json", p)
     for (m, r), s in speed.items():
         files.write_json(tmp_path / "speed" / f"{m}-{r}.json", s)
-    files.write_json(tmp_path / "points" / "magnitude-0.7-0.json", point("magnitude", 0.7, 0, 0.1))  # stale
+    files.write_json(tmp_path / "points" / "magnitude-0.7-0-oneshot.json", point("magnitude", 0.7, 0, 0.1))  # stale
     got = collect(tmp_path / "points", tmp_path / "speed", CFG)
     assert got == (points, control, speed)
     assert len(point_rows(points, "magnitude")) == 6
     fewer = schema.build(StudyConfig, {**CFG.__dict__, "seeds": [0, 1, 2, 3]})
-    with pytest.raises(FileNotFoundError, match="magnitude-0.5-3.json is missing"):
+    with pytest.raises(FileNotFoundError, match="magnitude-0.5-3-oneshot.json is missing"):
         collect(tmp_path / "points", tmp_path / "speed", fewer)
 
 
@@ -126,3 +126,57 @@ def test_one_seed_gives_means_without_spread_or_tests(study):
     assert "±" not in report.split("## Not distinguishable")[0].split("mean ± sample std")[1]
     assert "| random | n/a (one seed) |" in report and "ratio 0.5: not tested: one seed gives no spread" in report
     assert "every pair differs" not in report
+
+
+# gradual pruning and distillation against one-shot: magnitude at 0.9 (one-shot 72 %, control 81.5 %)
+VARIANT_ACCS = {"gradual": [0.79, 0.80, 0.78], "oneshot_distill": [0.73, 0.71, 0.75]}
+
+
+@pytest.fixture
+def variants(study):
+    points, control, speed = study
+    more = [{**point("magnitude", 0.9, s, a), "variant": v} for v, accs in VARIANT_ACCS.items()
+            for s, a in enumerate(accs)]
+    cfg = schema.build(StudyConfig, {**CFG.__dict__, "variants": ["oneshot", "gradual", "oneshot_distill"]})
+    return points + more, control, speed, cfg
+
+
+def test_remedies_measure_the_gap_to_one_shot_each_variant_closes(variants):
+    points, control, speed, cfg = variants
+    rows = summary(points, control, speed, cfg)
+    cures = remedies(rows, points, cfg)
+    assert [(c["method"], c["ratio"], c["variant"]) for c in cures] == [
+        ("magnitude", 0.9, "gradual"), ("magnitude", 0.9, "oneshot_distill")]  # only where variants ran
+    gradual, distill = cures
+    assert gradual["gap_pts"] == pytest.approx(81.5 - 72.0) and gradual["gain_pts"] == pytest.approx(79.0 - 72.0)
+    assert gradual["gap_closed"] == pytest.approx(7.0 / 9.5)
+    assert gradual["p_vs_oneshot"] == pytest.approx(welch_p([0.79, 0.80, 0.78], [0.70, 0.72, 0.74]))
+    assert gradual["beyond_spread"] and gradual["best"] and gradual["goal_met"]
+    assert distill["gain_pts"] == pytest.approx(1.0) and not distill["beyond_spread"]  # within the seeds' noise
+    assert not distill["best"] and not distill["goal_met"]
+    report = markdown(rows, ties(points, cfg), cfg, {"model": "m", "base": "sgd", "epochs": 3, "test_images": 100},
+                      points)
+    assert "| magnitude | 0.9 | **gradual** | 79.00 ± 1.00 | 72.00 | +9.50 | +7.00 | 74 % |" in report
+    assert "| met |" in report and "| magnitude:gradual | 0.9 | 3 |" in report
+    one = schema.build(StudyConfig, {**CFG.__dict__})
+    assert remedies(summary(*[p for p in variants[:3]], one), points, one) == []  # one variant: nothing to compare
+
+
+def test_a_missed_goal_is_reported_as_missed(variants):
+    points, control, speed, cfg = variants
+    tight = {("gradual", 0): 0.75, ("gradual", 1): 0.755, ("gradual", 2): 0.745,  # mean 75 and 72, little spread
+             ("oneshot", 0): 0.719, ("oneshot", 1): 0.72, ("oneshot", 2): 0.721}
+    small = [{**p, "test_acc": tight[(p["variant"], p["seed"])]}
+             if p["method"] == "magnitude" and p["ratio"] == 0.9 and p["variant"] != "oneshot_distill" else p
+             for p in points]
+    cures = remedies(summary(small, control, speed, cfg), small, cfg)
+    best = next(c for c in cures if c["best"])
+    assert best["variant"] == "gradual" and best["gap_closed"] == pytest.approx(3.0 / 9.5)
+    assert best["beyond_spread"] and not best["goal_met"]  # real, but less than half the gap
+
+
+def test_the_variants_chart_is_drawn_with_more_than_one_variant(tmp_path, variants):
+    points, control, speed, cfg = variants
+    drawn = study_charts(summary(points, control, speed, cfg), tmp_path, 1.0, "test")
+    assert [p.name for p in drawn] == [f"{name}.png" for *_, name in AXES] + ["variants.png"]
+    assert (tmp_path / "variants.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -11,8 +12,9 @@ import torch
 from cnn_pruning.datasets.catalog import CIFAR10_CLASSES
 from cnn_pruning.datasets.dataset import Dataset, Split
 from cnn_pruning.model import CifarResNet
-from cnn_pruning.train import (TrainConfig, TrainingDiverged, augment, fit, lr_multiplier,
-                               make_optimizer)
+from cnn_pruning import schema
+from cnn_pruning.train import (Distillation, FinetuneConfig, TrainConfig, TrainingDiverged, augment,
+                               distillation_loss, fit, lr_multiplier, make_optimizer)
 from conftest import class_images
 
 
@@ -126,3 +128,56 @@ def test_divergence_stops_with_the_optimizer_and_lr_named():
 def test_a_model_for_other_classes_is_refused_before_training():
     with pytest.raises(ValueError, match=r"the model has 100 outputs, the data 10 classes \(cifar10\)"):
         fit(CifarResNet(num_classes=100), tiny_dataset(2), "sgd", {"lr": 0.1}, TrainConfig(epochs=1, device="cpu"))
+
+
+# ---------------------------------------------------------------------------------------------- distillation
+
+def test_the_distillation_loss_against_a_hand_computed_value():
+    student, teacher, y = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([[0.5, 1.5, 0.0]]), torch.tensor([0])
+    alpha, t = 0.75, 2.0
+    p_s = [math.exp(v / t) for v in (2.0, 0.0, -1.0)]
+    p_t = [math.exp(v / t) for v in (0.5, 1.5, 0.0)]
+    p_s, p_t = [v / sum(p_s) for v in p_s], [v / sum(p_t) for v in p_t]
+    kl = sum(q * math.log(q / p) for q, p in zip(p_t, p_s))  # KL(teacher || student): the teacher's first
+    ce = -math.log(math.exp(2.0) / (math.exp(2.0) + 1.0 + math.exp(-1.0)))
+    want = (1 - alpha) * ce + alpha * t * t * kl
+    assert distillation_loss(student, teacher, y, alpha, t).item() == pytest.approx(want, rel=1e-6)
+    reverse = sum(p * math.log(p / q) for q, p in zip(p_t, p_s))  # the other order differs here
+    assert abs((1 - alpha) * ce + alpha * t * t * reverse - want) > 1e-3
+    # batchmean: two rows, the mean of their losses
+    two = distillation_loss(student.repeat(2, 1), teacher.repeat(2, 1), y.repeat(2), alpha, t)
+    assert two.item() == pytest.approx(want, rel=1e-6)
+    assert distillation_loss(student, teacher, y, 0.0, t).item() == pytest.approx(ce, rel=1e-6)
+
+
+def test_distillation_trains_against_a_frozen_teacher_and_reports_its_time():
+    ds = tiny_dataset(4)
+    torch.manual_seed(0)
+    teacher = CifarResNet()
+    frozen = {k: v.clone() for k, v in teacher.state_dict().items()}
+    torch.manual_seed(1)
+    plain, taught, alpha0 = CifarResNet(), CifarResNet(), CifarResNet()
+    taught.load_state_dict(plain.state_dict())
+    alpha0.load_state_dict(plain.state_dict())
+    cfg = TrainConfig(epochs=1, batch_size=20, device="cpu")
+    fit(plain, ds, "sgd", {"lr": 0.05, "momentum": 0.9}, cfg, desc="t")
+    rows = fit(taught, ds, "sgd", {"lr": 0.05, "momentum": 0.9}, cfg, desc="t",
+               teacher=Distillation(teacher, 0.9, 4.0))
+    zero = fit(alpha0, ds, "sgd", {"lr": 0.05, "momentum": 0.9}, cfg, desc="t",
+               teacher=Distillation(teacher, 0.0, 4.0))
+    assert all(torch.equal(v, frozen[k]) for k, v in teacher.state_dict().items())  # BN statistics too (eval)
+    assert 0 < rows[0]["teacher_seconds"] < rows[0]["seconds"] and "teacher_seconds" in zero[0]
+    assert not all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), taught.state_dict().values()))
+    # alpha 0 is plain cross-entropy: the teacher's forward pass changes nothing else (no random numbers drawn)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), alpha0.state_dict().values()))
+
+
+@pytest.mark.parametrize("key, value, allowed", [
+    ("distill_alpha", 1.5, "a number in [0, 1]"), ("distill_alpha", -0.1, "a number in [0, 1]"),
+    ("distill_temperature", 0, "a number in (0, 1000]"), ("distill_temperature", -2.0, "a number in (0, 1000]"),
+    ("distill", "yes", "False or True")])
+def test_distillation_settings_are_validated(key, value, allowed):
+    with pytest.raises(ValueError, match=rf"{key}.*{re.escape(allowed)}"):
+        schema.build(FinetuneConfig, {key: value})
+    assert Distillation.from_params({}, CifarResNet()) is None  # off by default
+    assert Distillation.from_params({"distill": True}, CifarResNet()).alpha == 0.9

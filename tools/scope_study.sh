@@ -5,18 +5,10 @@
 # scopes and the scope-all random baseline, at ratios 0.3/0.5/0.8, seeds 0/1, the control per seed. Speed is the
 # study_speed stages' (evaluate.runtime, eager PyTorch by default, interleaved with the base).
 #
-#   tools/scope_study.sh                # from a clone with ../shared beside it; prints the wall time at the end
+#   tools/scope_study.sh                # from a clone with ../shared beside it (tools/quick_exp.sh); prints the wall time
 #
 # Results: reports/study.md and results/study/summary.csv (accuracy mean ± std, MACs reduction, speedup per
 # method and ratio), plots/study/*.png.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-SET="data.source=../shared/data/cifar10-jpg.tar.gz data.md5=34ec1c07be108afe1a3754f7105b69d6"
-SET="$SET data.train_size=10000 data.test_size=2000 train.epochs=15 finetune.epochs=3"
-SET="$SET study.methods=[l2_unit,l2_unit_all,kmeans_channel,kmeans_channel_all,random_channel_all]"
-SET="$SET study.ratios=[0.3,0.5,0.8] study.seeds=[0,1]"
-start=$(date +%s)
-make setup
-export PATH="$PWD/.venv/bin:$PATH" MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1   # as the Makefile does
-dvc exp run -n scope-study $(for kv in $SET; do echo "-S $kv"; done) study
-echo "scope study: $(( $(date +%s) - start )) s wall time (set-up and every stage that was not cached)"
+exec "$(dirname "$0")/quick_exp.sh" scope-study "study" train.epochs=15 finetune.epochs=3 \
+    "study.methods=[l2_unit,l2_unit_all,kmeans_channel,kmeans_channel_all,random_channel_all]" \
+    "study.ratios=[0.3,0.5,0.8]" "study.seeds=[0,1]"

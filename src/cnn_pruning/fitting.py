@@ -17,7 +17,7 @@ from . import charts, files, measure
 from .datasets.dataset import Dataset
 from .machine import device_tags, machine_load, pick_device
 from .model import CifarResNet, count_params, save_checkpoint
-from .train import HISTORY_COLUMNS, TrainConfig, fit
+from .train import HISTORY_COLUMNS, OPTIONAL_COLUMNS, Distillation, TrainConfig, fit
 
 
 @dataclass(frozen=True)
@@ -32,13 +32,18 @@ class FitOutputs:
 
 
 def fit_and_save(model: CifarResNet, ds: Dataset, *, stage: str, name: str, optimizer: str, hparams: dict,
-                 cfg: TrainConfig, run, outputs: FitOutputs, resume_key: str, meta: dict) -> dict:
-    """Train `model` with the recipe, write every file in `outputs` and log them; returns the metrics."""
+                 cfg: TrainConfig, run, outputs: FitOutputs, resume_key: str, meta: dict,
+                 teacher: Distillation | None = None, changes=None) -> dict:
+    """Train `model` with the recipe, write every file in `outputs` and log them; returns the metrics. `teacher`
+    and `changes` (distillation, gradual pruning) are train.fit()'s; with changes the model saved is changes.model,
+    and meta's "pruning" becomes the last step's info."""
     device = pick_device(cfg.device)
     history = fit(model, ds, optimizer, hparams, cfg, resume_path=outputs.resume, resume_key=resume_key,
                   on_epoch=lambda row: run.log_metrics({k: v for k, v in row.items() if k != "epoch"},
                                                        step=row["epoch"]),
-                  desc=f"{stage}-{name}")
+                  desc=f"{stage}-{name}", teacher=teacher, changes=changes)
+    if changes is not None:
+        model, meta = changes.model, {**meta, "pruning": changes.info}
     # The same fp32 accuracy function as the prune and evaluate stages (fit's per-epoch validation may use bf16).
     test = measure.accuracy(model, ds.test, cfg.eval_batch_size, device)
     test_acc = test["accuracy"]
@@ -51,10 +56,12 @@ def fit_and_save(model: CifarResNet, ds: Dataset, *, stage: str, name: str, opti
     timing = {"seconds_per_epoch_median": statistics.median(seconds), "seconds_total": sum(seconds),
               "images_per_second_median": len(ds.train.labels) / statistics.median(seconds), **device_tags(device),
               **machine_load()}  # two queue workers on two cores: not comparable with a quiet run
+    if teacher is not None:  # the teacher's forward passes, part of seconds_total
+        timing["teacher_seconds_total"] = sum(r["teacher_seconds"] for r in history)
     save_checkpoint(outputs.model, model, meta={**meta, "stage": stage, "test_acc": test_acc})
     files.write_json(outputs.metrics, metrics)
     files.write_json(outputs.timing, timing)
-    files.write_csv(outputs.history, history, HISTORY_COLUMNS)
+    files.write_csv(outputs.history, history, HISTORY_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in history[0]))
     charts.plot_history(history, outputs.chart,
                         f"{model.name} on {ds.title}, {stage} {name}: loss and accuracy per epoch")
     run.log_metrics({k: v for k, v in {**metrics, **timing}.items() if k not in ("epochs", "best_val_epoch")})

@@ -72,9 +72,9 @@ def integer(lo: int | None = None, hi: int | None = None, optional: bool = False
     return _or_null(lambda v: _is_int(v) and (lo is None or v >= lo) and (hi is None or v <= hi), text, optional)
 
 
-def number(lo: float, hi: float, hi_open: bool = False) -> Rule:
-    return Rule(lambda v: _is_number(v) and lo <= v and (v < hi if hi_open else v <= hi),
-                f"a number in [{lo}, {hi}{')' if hi_open else ']'}")
+def number(lo: float, hi: float, hi_open: bool = False, lo_open: bool = False) -> Rule:
+    return Rule(lambda v: _is_number(v) and (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi),
+                f"a number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}")
 
 
 def one_of(*choices, optional: bool = False) -> Rule:

@@ -1,9 +1,10 @@
 """The study: every method at every ratio and seed, pruned from the same base model, fine-tuned and measured.
 
     options = seeded("kmeans_channel", {}, seed=2)           # the method's options with the point's seed in them
-    point_name("kmeans_channel", 0.5, 2)                     # "kmeans_channel-0.5-2": its files' stem
+    point_name("kmeans_channel", 0.5, 2, "gradual")          # "kmeans_channel-0.5-2-gradual": its files' stem
+    VARIANTS["gradual_distill"]                              # Variant(schedule="gradual", distill=True)
 
-One point = (method, ratio, seed). The seed reaches everything random about it: the fine-tuning order and
+One point = (method, ratio, seed, variant). The seed reaches everything random about it: the fine-tuning order and
 augmentation (the recipe's seed), k-means initialisation and the random baselines' choices (the method's `seed`
 option); methods without randomness prune the same way at every seed. The base model is shared: the study measures
 the spread of pruning and fine-tuning, not of training the base (one base per optimizer, trained once).
@@ -15,11 +16,22 @@ study_speed.py and study_report.py.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from . import pruning
 
-# Later work adds variants of a method (a scope, a schedule, distillation) as a fourth matrix axis with scalar
-# names; today every point is the method with prune.options as given: this variant.
-DEFAULT_VARIANT = "default"
+
+class Variant(NamedTuple):
+    """How a point's model is pruned and fine-tuned, beyond its method and options: the same total fine-tune epochs
+    in every variant. The schedule's steps and prune_until are prune's, the distillation's alpha and temperature
+    finetune's; the variant only switches them on."""
+    schedule: str   # pruning.gradual.SCHEDULES: oneshot (pruned, then fine-tuned) or gradual (pruned while tuned)
+    distill: bool   # fine-tuned against the unpruned base's outputs (train.Distillation)
+
+
+VARIANTS = {"oneshot": Variant("oneshot", False), "gradual": Variant("gradual", False),
+            "oneshot_distill": Variant("oneshot", True), "gradual_distill": Variant("gradual", True)}
+DEFAULT_VARIANT = "oneshot"  # what the study ran before variants: one-shot pruning, plain fine-tuning
 
 
 def seeded(method: str, options: dict, seed: int) -> dict:
@@ -29,11 +41,11 @@ def seeded(method: str, options: dict, seed: int) -> dict:
     return {**resolved, "seed": seed} if "seed" in resolved else resolved
 
 
-def point_name(method: str, ratio: float | None, seed: int) -> str:
-    """The file stem of a point's outputs, as dvc.yaml writes it (the control has no ratio)."""
-    return f"{method}-{seed}" if ratio is None else f"{method}-{ratio}-{seed}"
+def point_name(method: str, ratio: float | None, seed: int, variant: str = DEFAULT_VARIANT) -> str:
+    """The file stem of a point's outputs, as dvc.yaml writes it (the control has no ratio and no variant)."""
+    return f"{method}-{seed}" if ratio is None else f"{method}-{ratio}-{seed}-{variant}"
 
 
 def series_name(method: str, variant: str) -> str:
-    """How a (method, variant) is labelled: the method alone for the default variant."""
+    """How a (method, variant) is labelled: the method alone for the default variant (one-shot, no distillation)."""
     return method if variant == DEFAULT_VARIANT else f"{method}:{variant}"

@@ -5,7 +5,9 @@
 Four charts, one per x axis: the pruning ratio, the MACs reduction (log), the measured speedup and the stored size
 (log). In each, every method is a line with error bars (its colour everywhere in the project), the random
 baselines are dashed, the control is a grey band (mean ± std) with its mean in black, and a dotted line marks the
-tolerance below the control's mean: a point above it lost no more than the tolerance.
+tolerance below the control's mean: a point above it lost no more than the tolerance. Variants of a method (one-shot,
+gradual, with distillation) share its colour and differ in line style and marker. With more than one variant, a
+fifth chart (variants.png) sets them side by side per (method, ratio) as bars with error bars.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ import os
 from pathlib import Path
 
 from .charts import COLOURS, colour, plt, save_figure
+from .study import DEFAULT_VARIANT
+
+# per study variant: (line style, marker); the random baselines are dashed with squares whatever their variant
+VARIANT_STYLE = {"oneshot": ("-", "o"), "gradual": ("-.", "^"), "oneshot_distill": (":", "D"),
+                 "gradual_distill": ((0, (5, 1, 1, 1, 1, 1)), "v")}
 
 # (x column, axis label, log scale, file name)
 AXES = (("ratio", "pruning ratio (fraction removed)", False, "accuracy_vs_ratio"),
@@ -39,10 +46,10 @@ def study_charts(rows: list[dict], folder: str | os.PathLike, tolerance: float, 
         for s in series:
             points = sorted((r for r in rows if r["series"] == s), key=lambda r: r[x])
             baseline = points[0]["kind"] == "baseline"
+            ls, marker = ("--", "s") if baseline else VARIANT_STYLE.get(points[0]["variant"], ("-", "o"))
             ax.errorbar([r[x] for r in points], [r["acc_mean_pct"] for r in points],
                         yerr=[r["acc_std_pct"] or 0.0 for r in points], color=colour(points[0]["method"]),
-                        ls="--" if baseline else "-", marker="s" if baseline else "o", ms=4, capsize=3,
-                        label=f"{s} (baseline)" if baseline else s)
+                        ls=ls, marker=marker, ms=4, capsize=3, label=f"{s} (baseline)" if baseline else s)
         if log:
             ax.set_xscale("log")
         ax.set(xlabel=label, ylabel="test accuracy after fine-tuning (%)",
@@ -52,4 +59,41 @@ def study_charts(rows: list[dict], folder: str | os.PathLike, tolerance: float, 
         ax.legend(fontsize=8, loc="best")
         save_figure(fig, folder / f"{name}.png")
         written.append(folder / f"{name}.png")
+    variants = list(dict.fromkeys(r["variant"] for r in rows if r["kind"] != "control"))
+    if len(variants) > 1:
+        written.append(variants_chart(rows, variants, folder / "variants.png", subtitle))
     return written
+
+
+def variants_chart(rows: list[dict], variants: list[str], path: Path, subtitle: str) -> Path:
+    """Per (method, ratio) a group of bars, one per variant (mean ± std over seeds), over the control's band."""
+    control = next(r for r in rows if r["kind"] == "control")
+    groups = list(dict.fromkeys((r["method"], r["ratio"]) for r in rows if r["kind"] != "control"))
+    by = {(r["method"], r["ratio"], r["variant"]): r for r in rows if r["kind"] != "control"}
+    width = 0.8 / len(variants)
+    fig, ax = plt.subplots(figsize=(max(7.5, 0.9 * len(groups)), 4.8))
+    ax.axhspan(control["acc_lo_pct"], control["acc_hi_pct"], color=COLOURS["base"], alpha=0.25, lw=0,
+               label="control: mean ± std")
+    ax.axhline(control["acc_mean_pct"], color=COLOURS["none"], lw=1)
+    for j, variant in enumerate(variants):
+        xs, ys, errs, colours = [], [], [], []
+        for i, (method, ratio) in enumerate(groups):
+            r = by.get((method, ratio, variant))
+            if r is not None:
+                xs.append(i + (j - (len(variants) - 1) / 2) * width)
+                ys.append(r["acc_mean_pct"])
+                errs.append(r["acc_std_pct"] or 0.0)
+                colours.append(colour(method))
+        hatch = {DEFAULT_VARIANT: ""}.get(variant, ("//", "..", "xx", "\\\\")[j % 4])
+        ax.bar(xs, ys, width, yerr=errs, color=colours, edgecolor="black", lw=0.5, hatch=hatch, capsize=2,
+               label=variant)
+    ax.set_xticks(range(len(groups)), [f"{m}\n{r:g}" for m, r in groups], fontsize=7)
+    low = min(r["acc_mean_pct"] - (r["acc_std_pct"] or 0.0) for r in rows)
+    ax.set_ylim(max(0.0, low - 5), control["acc_hi_pct"] + 3)
+    ax.set(ylabel="test accuracy after fine-tuning (%)",
+           title="One-shot vs gradual pruning, with and without distillation (the same fine-tune epochs)")
+    ax.text(0.01, 0.01, subtitle, transform=ax.transAxes, fontsize=7, color="#555555")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 0.06))
+    save_figure(fig, path)
+    return path

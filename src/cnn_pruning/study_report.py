@@ -6,6 +6,7 @@ the control and with each method's random baseline, and the one-line answer per 
     rows = summary(points, control, speed, cfg)      # one row per (method, variant, ratio), plus the control's
     answers(rows)                                    # {series: the largest ratio within study.tolerance, or None}
     ties(points, cfg)                                # {ratio: [(a, b, p)]}: pairs the Welch test cannot tell apart
+    remedies(rows, points, cfg)                      # per (method, ratio): how much of one-shot's gap each variant closes
     markdown(rows, ties(...), cfg)                   # the report (reports/study.md)
 
 Accuracies in the points are fractions; the summary and the report give percent (columns named *_pct). The spread
@@ -26,8 +27,8 @@ from pathlib import Path
 from scipy import stats
 
 from .pruning import BASELINES, CONTROL, METHODS, SCOPE_ALL_VARIANTS, baseline_of, resolve
-from .schema import int_list, number, of_type, ratio_list, setting
-from .study import DEFAULT_VARIANT, point_name, series_name
+from .schema import Rule, int_list, number, of_type, ratio_list, setting
+from .study import DEFAULT_VARIANT, VARIANTS, point_name, series_name
 
 POINT_COLUMNS = ("method", "variant", "ratio", "seed", "test_acc", "acc_after_prune", "params", "nonzero_params",
                  "distinct_filters", "macs", "macs_nonzero_weights", "macs_reduction", "size_bytes", "epochs")
@@ -51,6 +52,11 @@ class StudyConfig:
                             "methods studied, baselines included (the control is always there)")
     ratios: list = setting([0.3, 0.5, 0.7, 0.9], ratio_list(), "fractions removed; one point per ratio and seed")
     seeds: list = setting([0, 1, 2], int_list(0), "one point per seed: fine-tuning order, k-means init, baselines")
+    variants: list = setting([DEFAULT_VARIANT], Rule(
+        lambda v: isinstance(v, list) and len(v) > 0 and len(set(v)) == len(v) and all(x in VARIANTS for x in v),
+        f"a non-empty list of distinct names from {', '.join(VARIANTS)}"),
+        "how each point is pruned and fine-tuned: one-shot or gradual (prune.steps, prune.prune_until), with or "
+        "without distillation (finetune.distill_*); the same fine-tune epochs in all")
     tolerance: float = setting(1.0, number(0, 100),
                                "accuracy points (%) below the control's mean that still count as 'no loss'")
     significance: float = setting(0.05, number(0, 1),
@@ -61,8 +67,8 @@ def collect(points_dir, speed_dir, cfg: StudyConfig) -> tuple[list[dict], list[d
     """The rows of the points, the control's rows and the speed per (method, ratio) that `cfg` lists; files of
     points no longer listed (DVC leaves them behind) are not read."""
     points_dir, speed_dir = Path(points_dir), Path(speed_dir)
-    points = [_read(points_dir / f"{point_name(m, r, s)}.json")
-              for m in cfg.methods for r in cfg.ratios for s in cfg.seeds]
+    points = [_read(points_dir / f"{point_name(m, r, s, v)}.json")
+              for m in cfg.methods for r in cfg.ratios for s in cfg.seeds for v in cfg.variants]
     control = [_read(points_dir / f"{point_name(CONTROL, None, s)}.json") for s in cfg.seeds]
     speed = {(m, r): _read(speed_dir / f"{m}-{r}.json") for m in cfg.methods for r in cfg.ratios}
     return points, control, speed
@@ -112,10 +118,12 @@ def summary(points: list[dict], control: list[dict], speed: dict, cfg: StudyConf
              **_acc_columns(ctrl), "acc_after_prune_pct": 100 * statistics.fmean(c["acc_after_prune"] for c in control),
              "macs_reduction": 1.0, "speedup": 1.0, "speedup_b1": 1.0, "size_kib": base_kib, "size_ratio": 1.0,
              "nonzero_params": control[0]["nonzero_params"]}]
-    variants = sorted({(p["method"], p["variant"]) for p in points}, key=lambda mv: cfg.methods.index(mv[0]))
+    variants = sorted({(p["method"], p["variant"]) for p in points}, key=_order(cfg))
     for method, variant in variants:
         for ratio in cfg.ratios:
             group = [p for p in points if p["method"] == method and p["variant"] == variant and p["ratio"] == ratio]
+            if not group:  # collect() reads every listed point; rows made elsewhere may leave gaps
+                continue
             accs = [p["test_acc"] for p in group]
             acc = spread(accs)
             baseline = baseline_of(method, options, cfg.methods)
@@ -142,6 +150,56 @@ def summary(points: list[dict], control: list[dict], speed: dict, cfg: StudyConf
     return rows
 
 
+def _order(cfg: StudyConfig):
+    """Sort key of (method, variant): study.methods' order, then study.variants'."""
+    return lambda mv: (cfg.methods.index(mv[0]), cfg.variants.index(mv[1]) if mv[1] in cfg.variants else 0)
+
+
+REMEDY_COLUMNS = ("method", "ratio", "variant", "n", "acc_mean_pct", "acc_std_pct", "oneshot_pct", "control_pct",
+                  "gap_pts", "gain_pts", "gap_closed", "p_vs_oneshot", "beyond_spread", "best", "goal_met")
+
+
+def remedies(rows: list[dict], points: list[dict], cfg: StudyConfig) -> list[dict]:
+    """What gradual pruning and distillation buy, per (method, ratio) and variant other than one-shot: the gap
+    between one-shot and the control (control - one-shot, points), the variant's gain over one-shot, the fraction of
+    the gap it closes, and whether the gain is beyond the seeds' spread (Welch's test against one-shot's accuracies,
+    p < study.significance, and a gain > 0). `best` marks each (method, ratio)'s variant with the highest mean;
+    goal_met: that best variant closes at least half the gap beyond the spread (issue 14's goal). Empty when the
+    study has no one-shot points or no other variant."""
+    if DEFAULT_VARIANT not in cfg.variants or len(cfg.variants) < 2:
+        return []
+    ctrl = rows[0]["acc_mean_pct"]
+    by = {(r["method"], r["variant"], r["ratio"]): r for r in rows[1:]}
+    out = []
+    for method in cfg.methods:
+        for ratio in cfg.ratios:
+            one = by.get((method, DEFAULT_VARIANT, ratio))
+            if one is None:
+                continue
+            gap = ctrl - one["acc_mean_pct"]
+            found = []
+            for variant in cfg.variants:
+                r = by.get((method, variant, ratio))
+                if variant == DEFAULT_VARIANT or r is None:
+                    continue
+                gain = r["acc_mean_pct"] - one["acc_mean_pct"]
+                p = welch_p(_accs(points, method=method, variant=variant, ratio=ratio),
+                            _accs(points, method=method, variant=DEFAULT_VARIANT, ratio=ratio))
+                found.append({"method": method, "ratio": ratio, "variant": variant, "n": r["n"],
+                              "acc_mean_pct": r["acc_mean_pct"], "acc_std_pct": r["acc_std_pct"],
+                              "oneshot_pct": one["acc_mean_pct"], "control_pct": ctrl, "gap_pts": gap,
+                              "gain_pts": gain, "gap_closed": gain / gap if gap > 0 else None, "p_vs_oneshot": p,
+                              "beyond_spread": p is not None and p < cfg.significance and gain > 0, "best": False,
+                              "goal_met": False})
+            if found:
+                best = max(found, key=lambda f: f["acc_mean_pct"])
+                best["best"] = True
+                best["goal_met"] = bool(best["beyond_spread"] and best["gap_closed"] is not None
+                                        and best["gap_closed"] >= 0.5)
+            out += found
+    return out
+
+
 def _acc_columns(acc: dict) -> dict:
     mean, std = 100 * acc["mean"], None if acc["std"] is None else 100 * acc["std"]
     return {"n": acc["n"], "acc_mean_pct": mean, "acc_std_pct": std, "acc_lo_pct": mean - (std or 0.0),
@@ -163,7 +221,7 @@ def ties(points: list[dict], cfg: StudyConfig) -> dict:
     """Per ratio, the pairs of series whose accuracies Welch's test cannot tell apart (p >= study.significance),
     with the p-value. Pairs with fewer than two seeds on a side are not tested, so not listed."""
     out = {}
-    names = sorted({(p["method"], p["variant"]) for p in points}, key=lambda mv: cfg.methods.index(mv[0]))
+    names = sorted({(p["method"], p["variant"]) for p in points}, key=_order(cfg))
     for ratio in cfg.ratios:
         pairs = []
         for (ma, va), (mb, vb) in itertools.combinations(names, 2):
@@ -189,7 +247,7 @@ def _mean_std(mean: float, std: float | None) -> str:
     return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f} (one seed)"
 
 
-def markdown(rows: list[dict], tied: dict, cfg: StudyConfig, context: dict) -> str:
+def markdown(rows: list[dict], tied: dict, cfg: StudyConfig, context: dict, points: list[dict] = ()) -> str:
     """The study as a Markdown page: the answer per method, the table, where methods are not distinguishable."""
     ctrl = rows[0]
     found = answers(rows)
@@ -215,6 +273,21 @@ def markdown(rows: list[dict], tied: dict, cfg: StudyConfig, context: dict) -> s
             f"| {r['vs_control_pct']:+.2f}{'' if r['within_tolerance'] else ' ✗'} | {_num(r['p_vs_control'], '.3f')} "
             f"| {r['baseline']} | {vs_base} | {r['macs_reduction']:.2f}x | {r['speedup']:.2f}x | "
             f"{r['speedup_b1']:.2f}x | {r['size_kib']:.1f} | {r['acc_after_prune_pct']:.2f} |")
+    cures = remedies(rows, points, cfg)
+    if cures:
+        lines += ["", "## Gradual pruning and distillation against one-shot", "",
+                  "Gap = control - one-shot (points); gain = variant - one-shot; closed = gain / gap; *beyond spread*: "
+                  f"Welch's test against one-shot's seeds, p < {cfg.significance:g}. **best**: the (method, ratio)'s "
+                  "highest mean; goal: the best closes at least half the gap beyond the spread.", "",
+                  "| method | ratio | variant | accuracy (%) | one-shot (%) | gap (pts) | gain (pts) | closed | "
+                  "p vs one-shot | goal |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for c in cures:
+            closed = "" if c["gap_closed"] is None else f"{100 * c['gap_closed']:.0f} %"
+            goal = ("met" if c["goal_met"] else "missed") if c["best"] else ""
+            lines.append(f"| {c['method']} | {c['ratio']:g} | {'**' + c['variant'] + '**' if c['best'] else c['variant']} "
+                         f"| {_mean_std(c['acc_mean_pct'], c['acc_std_pct'])} | {c['oneshot_pct']:.2f} | "
+                         f"{c['gap_pts']:+.2f} | {c['gain_pts']:+.2f} | {closed} | {_num(c['p_vs_oneshot'], '.3f')} | "
+                         f"{goal} |")
     lines += ["", f"## Not distinguishable (Welch's t-test, p ≥ {cfg.significance:g})", ""]
     for ratio, pairs in tied.items():
         text = "; ".join(f"{a} vs {b} (p = {p:.2f})" for a, b, p in pairs) or \

@@ -26,9 +26,20 @@ resolve(name, prune_options) turns any entry into (method, options); files, stag
 
 `ratio` is the fraction removed, a number in [0, 1); ratio 0 gives a model with the same outputs. Every count in
 the package rounds the same way: a layer of n units loses round(ratio * n) (Python's round(), half to even) and
-keeps the rest, at least 1 where a layer must keep something. Methods start from a dense CifarResNet (no masks, no
-shared layers); the result saves and reloads with model.save_checkpoint / load_checkpoint. Counting distinct
-filters, non-zeros and MACs of the result is cnn_pruning.measure's job.
+keeps the rest, at least 1 where a layer must keep something. The result saves and reloads with
+model.save_checkpoint / load_checkpoint. Counting distinct filters, non-zeros and MACs of the result is
+cnn_pruning.measure's job.
+
+Continuing (gradual pruning, pruning.gradual): a method starts from a dense CifarResNet (no masks, no shared
+layers, the widths it was built with) or from its own earlier result, given as `previous` (that result's info, with
+the model fine-tuned since):
+    step2 = pruning.prune(tuned_step1_model, "l2_unit", 0.7, previous=step1.info)
+Counts always refer to the ORIGINAL model (the end of a schedule has exactly the counts one-shot gives) and what
+was pruned stays pruned: masked weights rank below every other (magnitude, random), removed channels stay removed
+and the next step keeps n_kept(ratio, original width) of those left (l2_unit, kmeans_channel, random_channel; info
+indices keep referring to the original channels), shared filters are re-clustered into fewer (kmeans_shared).
+Refused, because they would silently undo earlier pruning: a pruned model without `previous`, another method or
+other options than the earlier result's, a lower ratio, a model whose structure is not the earlier result's.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ from ..model import CifarResNet, count_params
 from ..schema import number, of_type, setting
 from . import kmeans_channel, kmeans_shared, l2_unit, magnitude, random_channel, random_weights
 from .common import check_model, check_options, check_ratio
+from .gradual import GradualPruner, Schedule
 from .graph import ChannelGroup, channel_groups, remove_channels
 
 # name -> module with an `Options` dataclass (defaults, allowed values, docs) and prune(model, ratio, **options)
@@ -57,7 +69,7 @@ CONTROL = "none"  # the unpruned base, fine-tuned like the methods: the fair ref
 
 @dataclass
 class PruneConfig:
-    """params.yaml's prune section: which methods, how much, from which base model."""
+    """params.yaml's prune section: which methods, how much, from which base model, one-shot or gradual."""
     methods: list = setting([CONTROL, *(m for m in METHODS if m not in BASELINES)],
                             of_type(list, text="a list of method names"),
                             f"one prune/finetune/evaluate chain per entry; {CONTROL} = the unpruned control")
@@ -69,6 +81,9 @@ class PruneConfig:
                             of_type(dict, text="a mapping method -> options"),
                             "per method, only what differs from its defaults (below), one entry per method; "
                             "plus named variants (below)")
+    schedule: str = schema.override(Schedule, "schedule", "oneshot")  # defined once, in pruning.gradual
+    steps: int = schema.override(Schedule, "steps", 10)
+    prune_until: float = schema.override(Schedule, "prune_until", 0.5)
 
 
 @dataclass
@@ -101,15 +116,50 @@ def validate(method: str, ratio, options: dict | None = None) -> tuple[float, di
     return ratio, check_options(method, dict(options or {}), _REGISTRY[method].Options)
 
 
-def prune(model: CifarResNet, method: str, ratio: float, **options) -> PruneResult:
-    """Prune a copy of `model` with `method`, removing the fraction `ratio`; `model` itself is never changed."""
+def prune(model: CifarResNet, method: str, ratio: float, previous: dict | None = None, **options) -> PruneResult:
+    """Prune a copy of `model` with `method`, removing the fraction `ratio`; `model` itself is never changed.
+    `previous`: the info of the earlier result `model` continues from (module docstring, "Continuing")."""
     ratio, options = validate(method, ratio, options)
-    check_model(model)
+    if previous is None:
+        check_model(model)
+    else:
+        check_continuation(model, method, ratio, options, previous)
     work = copy.deepcopy(model)  # methods may edit what they get in place; the caller's model stays as it was
-    pruned, details = _REGISTRY[method].prune(work, ratio, **options)
-    info = {"method": method, "ratio": ratio, "options": options, "params_before": count_params(model),
-            "params_after": count_params(pruned), "masked_zeros": masked_zeros(pruned), **details}
+    pruned, details = _REGISTRY[method].prune(work, ratio, previous=previous, **options)
+    info = {"method": method, "ratio": ratio, "options": options,
+            "params_before": previous["params_before"] if previous else count_params(model),
+            "params_after": count_params(pruned), "masked_zeros": masked_zeros(pruned),
+            "step": previous["step"] + 1 if previous else 1, "structure": structure(pruned), **details}
     return PruneResult(pruned, info)
+
+
+def structure(model: CifarResNet) -> dict:
+    """What a pruning step leaves behind and fine-tuning keeps: widths, shared layers' k, masked zeros."""
+    spec = model.spec()
+    return {"stream_widths": spec["stream_widths"], "inner_widths": spec["inner_widths"], "shared": spec["shared"],
+            "masked_zeros": masked_zeros(model)}
+
+
+def check_continuation(model, method: str, ratio: float, options: dict, previous: dict) -> None:
+    """Refuse a continuation that would silently undo the earlier pruning (ValueError naming what differs)."""
+    if not isinstance(model, CifarResNet):
+        raise TypeError(f"prune() expects a cnn_pruning.model.CifarResNet, got {type(model).__name__}")
+    if not isinstance(previous, dict) or not {"method", "ratio", "options", "structure", "step"} <= previous.keys():
+        raise ValueError("previous must be the info of an earlier pruning.prune() result")
+    if previous["method"] != method:
+        raise ValueError(f"cannot continue {previous['method']!r} pruning with {method!r}: another method would "
+                         f"undo or ignore what {previous['method']!r} pruned; prune the dense model instead")
+    if previous["options"] != options:
+        differ = sorted(k for k in options if options[k] != previous["options"].get(k))
+        raise ValueError(f"cannot continue {method!r} pruning with other options ({', '.join(differ)}: "
+                         f"{ {k: previous['options'].get(k) for k in differ} } before, "
+                         f"{ {k: options[k] for k in differ} } now)")
+    if ratio < previous["ratio"]:
+        raise ValueError(f"cannot continue {method!r} pruning at ratio {ratio} after {previous['ratio']}: pruned "
+                         f"units do not come back; the ratio must not decrease")
+    if structure(model) != previous["structure"]:
+        raise ValueError(f"this model is not the earlier {method!r} result it should continue from: its structure "
+                         f"{structure(model)} differs from {previous['structure']}")
 
 
 def resolve(name: str, table: dict | None = None) -> tuple[str, dict]:
@@ -165,6 +215,7 @@ def masked_zeros(model: CifarResNet) -> int:
     return sum(int((~keep).sum()) for keep in model.masks.values())
 
 
-__all__ = ["BASELINES", "CONTROL", "METHODS", "VARIANT_KEY", "ChannelGroup", "PruneConfig", "PruneResult",
-           "baseline_of", "channel_groups", "defaults", "masked_zeros", "options_class", "prune", "remove_channels",
-           "resolve", "validate"]
+__all__ = ["BASELINES", "CONTROL", "METHODS", "VARIANT_KEY", "ChannelGroup", "GradualPruner", "PruneConfig",
+           "PruneResult", "Schedule",
+           "baseline_of", "channel_groups", "check_continuation", "defaults", "masked_zeros", "options_class", "prune",
+           "remove_channels", "resolve", "structure", "validate"]

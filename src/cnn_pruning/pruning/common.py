@@ -87,12 +87,40 @@ def n_kept(ratio: float, n: int, round_to: int = 1) -> int:
     return kept
 
 
+def origins(groups, previous: dict | None) -> dict[str, tuple[int, list[int]]]:
+    """Per channel group: (its width in the original model, the original index of each channel it has now). A
+    continuing step (pruning.prune's `previous`) reads both from the earlier step's info (layers[group]: n_filters or
+    n_channels, and kept); groups it did not prune, and every group of a first step, are still whole."""
+    layers = (previous or {}).get("layers", {})
+    found = {}
+    for g in groups:
+        earlier = layers.get(g.name)
+        if earlier is None or "kept" not in earlier:
+            found[g.name] = (g.size, list(range(g.size)))
+        else:
+            found[g.name] = (earlier.get("n_filters", earlier.get("n_channels")), list(earlier["kept"]))
+            if len(earlier["kept"]) != g.size:
+                raise ValueError(f"{g.name} has {g.size} channels, the earlier step kept {len(earlier['kept'])}")
+    return found
+
+
 def conv_names(model: nn.Module, include_stem: bool = True) -> list[str]:
     """Every plain conv in forward order; the stem is the one called "conv1" at the top level."""
     return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and (include_stem or n != "conv1")]
 
 
 # ---------------------------------------------------------------------------------------------- criteria
+
+
+def pruned_first(model: CifarResNet, param_name: str, scores: torch.Tensor, dims: int = 0) -> torch.Tensor:
+    """`scores` (float) with every unit already masked out of `param_name` set to -1, below any norm or |w|: a
+    continuing step removes the earlier step's units first, so what was pruned stays pruned and counts stay exact.
+    dims=0: one score per entry (flat); dims=1: one per output unit (masked = its whole row masked)."""
+    keep = model.masks.get(param_name)
+    if keep is None:
+        return scores
+    gone = ~keep.flatten().cpu() if dims == 0 else ~keep.flatten(1).any(1).cpu()
+    return torch.where(gone, torch.full_like(scores, -1.0), scores)
 
 
 def smallest(scores: torch.Tensor, count: int) -> torch.Tensor:

@@ -18,6 +18,11 @@ each kept channel, the sum of its members' input slices, and shortcuts that copi
 had the members' activations been equal, nothing downstream would change (C-SGD, Ding et al. 2019), so the network
 starts fine-tuning close to the original. When every channel is its own cluster (ratio 0) nothing changes.
 
+Continuing from an earlier kmeans_channel result (gradual pruning): the channels left are clustered again into
+n_kept(ratio, original width) clusters, so the end has the widths one-shot gives; a kept channel already carries its
+earlier cluster's merged weights, so merging again sums whole earlier clusters, and info's clusters list the
+original members.
+
 info: merge, stream_widths, inner_widths, layers = {group: {n_filters, k_target, k, kept: [indices], clusters:
 [[member indices] for each kept channel, in the kept order]}}, keyed "blocks.i.conv1" for inner groups and
 "stream.s" (with its writers) for streams; indices refer to the original model's channels.
@@ -31,7 +36,7 @@ import numpy as np
 
 from ..model import CifarResNet
 from ..schema import BOOLEAN, setting
-from .common import ChannelOptions, KMeansOptions, folded_filters, kmeans, n_kept
+from .common import ChannelOptions, KMeansOptions, folded_filters, kmeans, n_kept, origins
 from .graph import channel_groups, remove_channels
 
 
@@ -42,17 +47,21 @@ class Options(KMeansOptions, ChannelOptions):
                           "(C-SGD); false: drop them")
 
 
-def prune(model: CifarResNet, ratio: float, seed: int, n_init: int, merge: bool, scope: str,
-          round_to: int) -> tuple[CifarResNet, dict]:
+def prune(model: CifarResNet, ratio: float, seed: int, n_init: int, merge: bool, scope: str, round_to: int,
+          previous: dict | None = None) -> tuple[CifarResNet, dict]:
     keep, clusters_of, layers = {}, {}, {}
-    for g in channel_groups(model):
+    groups = channel_groups(model)
+    origin = origins(groups, previous)
+    for g in groups:
         if g.kind != "inner" and scope != "all":
             continue
         if any(bn is None for _, bn in g.writers):
             raise ValueError(f"kmeans_channel folds each writer's BatchNorm; {g.name} has a writer without one")
         # criterion: cluster the BN-folded filters, pick each cluster's member nearest its centroid
         points = np.hstack([folded_filters(model.get_submodule(c), model.get_submodule(b)) for c, b in g.writers])
-        k_target = n_kept(ratio, len(points), round_to)
+        n, originally = origin[g.name]
+        earlier = (previous or {}).get("layers", {}).get(g.name, {}).get("clusters") or [[i] for i in originally]
+        k_target = n_kept(ratio, n, round_to)
         labels, centroids = kmeans(points, k_target, seed, n_init)
         clusters = []
         for c in np.unique(labels):
@@ -61,8 +70,10 @@ def prune(model: CifarResNet, ratio: float, seed: int, n_init: int, merge: bool,
             clusters.append((int(members[np.argmin(distance)]), members.tolist()))  # argmin: first of ties
         clusters.sort()  # by representative: the kept channels stay in their original order
         keep[g.name], clusters_of[g.name] = [rep for rep, _ in clusters], [members for _, members in clusters]
-        layers[g.name] = {"n_filters": len(points), "k_target": k_target, "k": len(clusters), "kept": keep[g.name],
-                          "clusters": clusters_of[g.name]}
+        layers[g.name] = {"n_filters": n, "k_target": k_target, "k": len(clusters),
+                          "kept": [originally[i] for i in keep[g.name]],
+                          "clusters": [sorted(o for i in members for o in earlier[i])
+                                       for members in clusters_of[g.name]]}
         if g.kind == "stream":
             layers[g.name]["writers"] = [c for c, _ in g.writers]
     # surgery: one pass over the groups, summing the readers' member slices into the kept channel with merge

@@ -16,6 +16,10 @@ and the codebook is the weights themselves, so the outputs are exactly the origi
 The codebook holds exactly the distinct float32 filters the layer uses, ordered by first use (assignment[0] = 0),
 so the k reported is exactly the number of distinct filters of the layer; materialize() gives the dense model.
 
+Continuing from an earlier kmeans_shared result (gradual pruning): each shared layer is first turned back into a
+plain conv holding its (fine-tuned) tied filters, which are then clustered again into n_kept(ratio, n) of the same n
+filters: k only decreases, and the end has exactly the k one-shot gives (fewer only if filters coincide).
+
 info: layers = {conv name: {n_filters, k_target, k, assignment: [cluster of each filter]}}.
 """
 
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..model import CifarResNet
+from ..model import CifarResNet, materialize
 from ..schema import BOOLEAN, setting
 from .common import KMeansOptions, conv_names, kmeans, n_kept
 
@@ -46,7 +50,10 @@ def distinct_in_order(filters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return filters[first[order]], rank[inverse.reshape(-1)]
 
 
-def prune(model: CifarResNet, ratio: float, seed: int, n_init: int, include_stem: bool) -> tuple[CifarResNet, dict]:
+def prune(model: CifarResNet, ratio: float, seed: int, n_init: int, include_stem: bool,
+          previous: dict | None = None) -> tuple[CifarResNet, dict]:
+    if previous is not None:
+        model = materialize(model)  # shared layers -> plain convs with the same filters, to be clustered again
     layers = {}
     for name in conv_names(model, include_stem):
         weight = model.get_submodule(name).weight.detach()

@@ -22,9 +22,13 @@ scope "all": the inner groups as above, and each residual stream (one per stage,
   linear layer (writers' output filters, readers' input slices). Nothing is zeroed: the stream channels are gone.
   include_stem=false leaves stream.0 (the stem's output) whole.
 
-info: stream_widths, inner_widths, layers = {conv name: {n_filters, removed: [indices], zeroed: [indices]}} for
-every inner group (and, with scope inner, the zeroed convs); with scope all also {"stream.s": {n_channels, removed,
-writers}}. Indices refer to the original model's channels.
+Continuing from an earlier l2_unit result (gradual pruning): each group keeps n_kept(ratio, original width) of the
+channels it still has, by the same criterion on the current weights; zeroed units score below every other filter,
+so they stay zeroed and the count stays round(ratio * n).
+
+info: stream_widths, inner_widths, layers = {conv name: {n_filters, removed: [indices], kept: [indices], zeroed:
+[indices]}} for every inner group (and, with scope inner, the zeroed convs); with scope all also {"stream.s":
+{n_channels, removed, kept, writers}}. Indices refer to the original model's channels.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import torch
 
 from ..model import CifarResNet
 from ..schema import BOOLEAN, setting
-from .common import ChannelOptions, filter_norms, n_kept, n_removed, smallest, zero_units
+from .common import ChannelOptions, filter_norms, n_kept, n_removed, origins, pruned_first, smallest, zero_units
 from .graph import ChannelGroup, channel_groups, remove_channels
 
 
@@ -57,36 +61,44 @@ def group_norms(model: CifarResNet, group: ChannelGroup) -> torch.Tensor:
     return squares.sqrt()
 
 
-def prune(model: CifarResNet, ratio: float, include_stem: bool, scope: str, round_to: int) -> tuple[CifarResNet, dict]:
+def prune(model: CifarResNet, ratio: float, include_stem: bool, scope: str, round_to: int,
+          previous: dict | None = None) -> tuple[CifarResNet, dict]:
     groups = channel_groups(model)
+    origin = origins(groups, previous)
     layers, keep, zero = {}, {}, []
 
-    def weakest(scores: torch.Tensor) -> list[int]:
-        n = len(scores)
-        return sorted(smallest(scores, n - n_kept(ratio, n, round_to)).tolist())
+    def weakest(name: str, scores: torch.Tensor) -> tuple[int, list[int]]:
+        """(original width, the channels to keep now): n_kept of the original width, the strongest of those left."""
+        n = origin[name][0]
+        gone = smallest(scores, len(scores) - n_kept(ratio, n, round_to)).tolist()
+        return n, sorted(set(range(len(scores))) - set(gone))
 
-    # criterion, all on the original weights
+    # criterion, all on the weights as they are (the original model's at a first step)
     for g in groups:
         if g.kind == "inner":
-            conv = g.writers[0][0]
-            removed = weakest(filter_norms(model.get_submodule(conv).weight))
-            layers[conv] = {"n_filters": g.size, "removed": removed, "zeroed": []}
+            n, kept = weakest(g.name, filter_norms(model.get_submodule(g.writers[0][0]).weight))
+            entry = {"n_filters": n, "zeroed": []}
         elif scope == "all" and (include_stem or "conv1" not in [c for c, _ in g.writers]):
-            removed = weakest(group_norms(model, g))
-            layers[g.name] = {"n_channels": g.size, "removed": removed, "writers": [c for c, _ in g.writers]}
+            n, kept = weakest(g.name, group_norms(model, g))
+            entry = {"n_channels": n, "writers": [c for c, _ in g.writers]}
         else:
             continue
-        keep[g.name] = sorted(set(range(g.size)) - set(removed))
+        keep[g.name] = kept
+        kept_originally = [origin[g.name][1][i] for i in kept]
+        layers[g.name] = {**entry, "removed": sorted(set(range(n)) - set(kept_originally)), "kept": kept_originally}
     if scope == "inner":  # the residual-sum convs: zeroed, not removed (the seeds' method)
         for conv, bn in ([("conv1", "bn1")] if include_stem else []) + [
                 (f"blocks.{i}.conv2", f"blocks.{i}.bn2") for i in range(len(model.blocks))]:
-            norms = filter_norms(model.get_submodule(conv).weight)
+            norms = pruned_first(model, conv + ".weight", filter_norms(model.get_submodule(conv).weight), dims=1)
             n = len(norms)
             idx = sorted(smallest(norms, min(n_removed(ratio, n), n - 1)).tolist())
             layers[conv] = {"n_filters": n, "removed": [], "zeroed": idx}
             zero.append((conv, bn, idx))
 
-    # surgery: remove the groups' channels, then zero the residual-sum units of the new model
+    # surgery: remove the groups' channels, then zero the residual-sum units of the new model. A continuing step's
+    # masks (earlier zeroed units) are dropped first, since their shapes change with the channels; `zero` already
+    # holds every earlier zeroed unit (they ranked first), so they are masked again.
+    model.masks = {}
     model = remove_channels(model, keep)
     for conv, bn, idx in zero:
         zero_units(model, conv, bn, idx)

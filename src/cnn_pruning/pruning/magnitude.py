@@ -11,6 +11,9 @@ a threshold, so tied values still give exactly that count. The weights stay plai
 each prunable tensor's keep-mask (all True where nothing was zeroed), and train.fit() holds the zeros in place for
 any optimizer. The shapes, and so count_params(), do not change: the saving is in the number of non-zeros.
 
+Continuing from an earlier magnitude result (gradual pruning): entries already masked rank below every other, so
+the new zeros are a superset of the old ones and the count is again exactly round(ratio * N) of the original N.
+
 info: scope, prunable (N), zeroed (total), layers = {param name: {numel, zeroed}}.
 """
 
@@ -22,7 +25,7 @@ import torch
 
 from ..model import CifarResNet
 from ..schema import BOOLEAN, one_of, setting
-from .common import conv_names, n_removed, set_mask, smallest
+from .common import conv_names, n_removed, pruned_first, set_mask, smallest
 
 
 @dataclass
@@ -39,8 +42,8 @@ def prunable(model: CifarResNet, include_stem: bool, include_fc: bool) -> list[s
     return names + (["fc.weight"] if include_fc else [])
 
 
-def prune(model: CifarResNet, ratio: float, scope: str, include_stem: bool,
-          include_fc: bool) -> tuple[CifarResNet, dict]:
+def prune(model: CifarResNet, ratio: float, scope: str, include_stem: bool, include_fc: bool,
+          previous: dict | None = None) -> tuple[CifarResNet, dict]:
     names = prunable(model, include_stem, include_fc)
     scores = [model.get_parameter(n).detach().abs().flatten().cpu() for n in names]  # criterion: |w|
     return zero_lowest(model, names, scores, ratio, scope)
@@ -50,7 +53,8 @@ def zero_lowest(model: CifarResNet, names: list[str], scores: list[torch.Tensor]
                 scope: str) -> tuple[CifarResNet, dict]:
     """The surgery for any unstructured criterion: zero exactly round(ratio * N) entries of the parameters `names`,
     those with the lowest `scores` (one flat tensor per parameter), over all of them ("global") or per tensor
-    ("layer"), and hold them at zero with masks."""
+    ("layer"), and hold them at zero with masks. Entries masked by an earlier step go first (common.pruned_first)."""
+    scores = [pruned_first(model, name, s.float()) for name, s in zip(names, scores)]
     if scope == "global":
         flat = torch.cat(scores)
         keep = torch.ones(len(flat), dtype=torch.bool)

@@ -11,6 +11,9 @@ l2_unit's at the same ratio and options, so an accuracy difference is the criter
 from a torch.Generator seeded with `seed`, groups in forward order, and keep their original order. (l2_unit's
 scope inner also zeroes units that feed the residual sum; this baseline, like kmeans_channel, does not.)
 
+Continuing (gradual pruning): each group keeps n_kept(ratio, original width) of the channels it still has, at
+random.
+
 info: stream_widths, inner_widths, seed, layers = {group name: {n_filters, kept: [indices]}}.
 """
 
@@ -22,7 +25,7 @@ import torch
 
 from ..model import CifarResNet
 from ..schema import integer, setting
-from .common import ChannelOptions, n_kept
+from .common import ChannelOptions, n_kept, origins
 from .graph import channel_groups, remove_channels
 
 MATCHES = ("l2_unit", "kmeans_channel")  # the criteria whose widths this baseline reproduces
@@ -35,15 +38,19 @@ class Options(ChannelOptions):
     seed: int = setting(0, integer(0, 2**63 - 1), "which channels: torch.Generator seed")
 
 
-def prune(model: CifarResNet, ratio: float, seed: int, scope: str, round_to: int) -> tuple[CifarResNet, dict]:
+def prune(model: CifarResNet, ratio: float, seed: int, scope: str, round_to: int,
+          previous: dict | None = None) -> tuple[CifarResNet, dict]:
     generator = torch.Generator().manual_seed(seed)
     keep, layers = {}, {}
-    for g in channel_groups(model):
+    groups = channel_groups(model)
+    origin = origins(groups, previous)
+    for g in groups:
         if g.kind != "inner" and scope != "all":
             continue
-        kept = torch.randperm(g.size, generator=generator)[:n_kept(ratio, g.size, round_to)]  # criterion: chance
+        n, originally = origin[g.name]
+        kept = torch.randperm(g.size, generator=generator)[:n_kept(ratio, n, round_to)]  # criterion: chance
         keep[g.name] = sorted(kept.tolist())
-        layers[g.name] = {"n_filters": g.size, "kept": keep[g.name]}
+        layers[g.name] = {"n_filters": n, "kept": [originally[i] for i in keep[g.name]]}
     model = remove_channels(model, keep)  # surgery: the one l2_unit and kmeans_channel use
     return model, {"stream_widths": list(model.stream_widths), "inner_widths": list(model.inner_widths),
                    "seed": seed, "layers": layers}

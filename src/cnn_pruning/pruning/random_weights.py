@@ -7,6 +7,9 @@ magnitude's options (scope, include_stem, include_fc) and uses magnitude's surge
 and exactly the same count is zeroed per layer (scope "layer") or in total ("global"); only the criterion differs:
 uniform random scores from a torch.Generator seeded with `seed`. Same seed, same positions.
 
+Continuing (gradual pruning): the same seed draws the same scores, so each step's zeros contain the last's; entries
+already masked go first anyway (magnitude's surgery).
+
 info: as magnitude's (scope, prunable, zeroed, layers = {param name: {numel, zeroed}}), plus seed.
 """
 
@@ -30,8 +33,8 @@ class Options(magnitude.Options):
     seed: int = setting(0, integer(0, 2**63 - 1), "which positions: torch.Generator seed")
 
 
-def prune(model: CifarResNet, ratio: float, seed: int, scope: str, include_stem: bool,
-          include_fc: bool) -> tuple[CifarResNet, dict]:
+def prune(model: CifarResNet, ratio: float, seed: int, scope: str, include_stem: bool, include_fc: bool,
+          previous: dict | None = None) -> tuple[CifarResNet, dict]:
     names = magnitude.prunable(model, include_stem, include_fc)
     generator = torch.Generator().manual_seed(seed)
     scores = [torch.rand(model.get_parameter(n).numel(), generator=generator) for n in names]  # criterion: chance
