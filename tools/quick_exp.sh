@@ -4,7 +4,7 @@
 # (scope_study.sh, remedies_study.sh, resnet56_quick.sh) are each one call of it, with their recipe.
 #
 #   tools/quick_exp.sh NAME "TARGETS" KEY=VALUE...      # TARGETS "" = the whole pipeline
-set -euo pipefail
+set -euo pipefail -o noglob   # [a,b] lists and --glob patterns reach dvc as written
 cd "$(dirname "$0")/.."
 name=$1 targets=$2
 shift 2

@@ -47,5 +47,7 @@ def point_name(method: str, ratio: float | None, seed: int, variant: str = DEFAU
 
 
 def series_name(method: str, variant: str) -> str:
-    """How a (method, variant) is labelled: the method alone for the default variant (one-shot, no distillation)."""
-    return method if variant == DEFAULT_VARIANT else f"{method}:{variant}"
+    """How a (method, variant) is labelled, in tables, charts and file names (results/study/methods/<series>.csv):
+    the method alone for the default variant (one-shot, no distillation), else method+variant ("+", not ":",
+    which Windows does not allow in file names)."""
+    return method if variant == DEFAULT_VARIANT else f"{method}+{variant}"
