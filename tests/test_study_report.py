@@ -135,8 +135,10 @@ VARIANT_ACCS = {"gradual": [0.79, 0.80, 0.78], "oneshot_distill": [0.73, 0.71, 0
 @pytest.fixture
 def variants(study):
     points, control, speed = study
-    more = [{**point("magnitude", 0.9, s, a), "variant": v} for v, accs in VARIANT_ACCS.items()
+    more = [{**point("magnitude", 0.9, s, a), "variant": v, "finetune_seconds": 100.0,
+             "teacher_seconds": 25.0 if v.endswith("distill") else 0.0} for v, accs in VARIANT_ACCS.items()
             for s, a in enumerate(accs)]
+    points = [{**p, "finetune_seconds": 80.0, "teacher_seconds": 0.0} for p in points]
     cfg = schema.build(StudyConfig, {**CFG.__dict__, "variants": ["oneshot", "gradual", "oneshot_distill"]})
     return points + more, control, speed, cfg
 
@@ -154,9 +156,12 @@ def test_remedies_measure_the_gap_to_one_shot_each_variant_closes(variants):
     assert gradual["beyond_spread"] and gradual["best"] and gradual["goal_met"]
     assert distill["gain_pts"] == pytest.approx(1.0) and not distill["beyond_spread"]  # within the seeds' noise
     assert not distill["best"] and not distill["goal_met"]
+    assert distill["teacher_share"] == 0.25 and gradual["teacher_share"] == 0.0  # the cost, per variant
+    assert distill["finetune_seconds"] == 100.0 and distill["oneshot_finetune_seconds"] == 80.0
     report = markdown(rows, ties(points, cfg), cfg, {"model": "m", "base": "sgd", "epochs": 3, "test_images": 100},
                       points)
     assert "| magnitude | 0.9 | **gradual** | 79.00 ± 1.00 | 72.00 | +9.50 | +7.00 | 74 % |" in report
+    assert "| oneshot_distill | 73.00 ± 2.00 |" in report and "| 100 (80) | 25% |" in report
     assert "| met |" in report and "| magnitude+gradual | 0.9 | 3 |" in report
     one = schema.build(StudyConfig, {**CFG.__dict__})
     assert remedies(summary(*[p for p in variants[:3]], one), points, one) == []  # one variant: nothing to compare

@@ -156,7 +156,8 @@ def _order(cfg: StudyConfig):
 
 
 REMEDY_COLUMNS = ("method", "ratio", "variant", "n", "acc_mean_pct", "acc_std_pct", "oneshot_pct", "control_pct",
-                  "gap_pts", "gain_pts", "gap_closed", "p_vs_oneshot", "beyond_spread", "best", "goal_met")
+                  "gap_pts", "gain_pts", "gap_closed", "p_vs_oneshot", "beyond_spread", "best", "goal_met",
+                  "finetune_seconds", "oneshot_finetune_seconds", "teacher_share")
 
 
 def remedies(rows: list[dict], points: list[dict], cfg: StudyConfig) -> list[dict]:
@@ -164,8 +165,10 @@ def remedies(rows: list[dict], points: list[dict], cfg: StudyConfig) -> list[dic
     between one-shot and the control (control - one-shot, points), the variant's gain over one-shot, the fraction of
     the gap it closes, and whether the gain is beyond the seeds' spread (Welch's test against one-shot's accuracies,
     p < study.significance, and a gain > 0). `best` marks each (method, ratio)'s variant with the highest mean;
-    goal_met: that best variant closes at least half the gap beyond the spread (issue 14's goal). Empty when the
-    study has no one-shot points or no other variant."""
+    goal_met: that best variant closes at least half the gap beyond the spread (issue 14's goal). The cost: mean
+    fine-tune seconds of the variant and of one-shot, and the teacher's share of the variant's (teacher seconds /
+    fine-tune seconds, both timed in the same epochs, so the share holds better than the seconds on a busy machine).
+    Empty when the study has no one-shot points or no other variant."""
     if DEFAULT_VARIANT not in cfg.variants or len(cfg.variants) < 2:
         return []
     ctrl = rows[0]["acc_mean_pct"]
@@ -185,12 +188,17 @@ def remedies(rows: list[dict], points: list[dict], cfg: StudyConfig) -> list[dic
                 gain = r["acc_mean_pct"] - one["acc_mean_pct"]
                 p = welch_p(_accs(points, method=method, variant=variant, ratio=ratio),
                             _accs(points, method=method, variant=DEFAULT_VARIANT, ratio=ratio))
+                seconds = _mean_of(points, "finetune_seconds", method=method, variant=variant, ratio=ratio)
+                teacher = _mean_of(points, "teacher_seconds", method=method, variant=variant, ratio=ratio)
                 found.append({"method": method, "ratio": ratio, "variant": variant, "n": r["n"],
                               "acc_mean_pct": r["acc_mean_pct"], "acc_std_pct": r["acc_std_pct"],
                               "oneshot_pct": one["acc_mean_pct"], "control_pct": ctrl, "gap_pts": gap,
                               "gain_pts": gain, "gap_closed": gain / gap if gap > 0 else None, "p_vs_oneshot": p,
                               "beyond_spread": p is not None and p < cfg.significance and gain > 0, "best": False,
-                              "goal_met": False})
+                              "goal_met": False, "finetune_seconds": seconds,
+                              "oneshot_finetune_seconds": _mean_of(points, "finetune_seconds", method=method,
+                                                                   variant=DEFAULT_VARIANT, ratio=ratio),
+                              "teacher_share": teacher / seconds if seconds and teacher is not None else None})
             if found:
                 best = max(found, key=lambda f: f["acc_mean_pct"])
                 best["best"] = True
@@ -198,6 +206,12 @@ def remedies(rows: list[dict], points: list[dict], cfg: StudyConfig) -> list[dic
                                         and best["gap_closed"] >= 0.5)
             out += found
     return out
+
+
+def _mean_of(points: list[dict], key: str, **where) -> float | None:
+    """Mean of `key` over the points that match `where` and have it (points from before a key existed lack it)."""
+    values = [p[key] for p in points if key in p and all(p[k] == v for k, v in where.items())]
+    return statistics.fmean(values) if values else None
 
 
 def _acc_columns(acc: dict) -> dict:
@@ -280,14 +294,17 @@ def markdown(rows: list[dict], tied: dict, cfg: StudyConfig, context: dict, poin
                   f"Welch's test against one-shot's seeds, p < {cfg.significance:g}. **best**: the (method, ratio)'s "
                   "highest mean; goal: the best closes at least half the gap beyond the spread.", "",
                   "| method | ratio | variant | accuracy (%) | one-shot (%) | gap (pts) | gain (pts) | closed | "
-                  "p vs one-shot | goal |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "p vs one-shot | goal | fine-tune s (one-shot s) | teacher's share |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for c in cures:
             closed = "" if c["gap_closed"] is None else f"{100 * c['gap_closed']:.0f} %"
             goal = ("met" if c["goal_met"] else "missed") if c["best"] else ""
-            lines.append(f"| {c['method']} | {c['ratio']:g} | {'**' + c['variant'] + '**' if c['best'] else c['variant']} "
-                         f"| {_mean_std(c['acc_mean_pct'], c['acc_std_pct'])} | {c['oneshot_pct']:.2f} | "
-                         f"{c['gap_pts']:+.2f} | {c['gain_pts']:+.2f} | {closed} | {_num(c['p_vs_oneshot'], '.3f')} | "
-                         f"{goal} |")
+            name = f"**{c['variant']}**" if c["best"] else c["variant"]
+            share = format(c["teacher_share"], ".0%") if c["teacher_share"] else ""
+            lines.append(f"| {c['method']} | {c['ratio']:g} | {name} | {_mean_std(c['acc_mean_pct'], c['acc_std_pct'])} "
+                         f"| {c['oneshot_pct']:.2f} | {c['gap_pts']:+.2f} | {c['gain_pts']:+.2f} | {closed} | "
+                         f"{_num(c['p_vs_oneshot'], '.3f')} | {goal} | {_num(c['finetune_seconds'], '.0f')} "
+                         f"({_num(c['oneshot_finetune_seconds'], '.0f')}) | {share} |")
     lines += ["", f"## Not distinguishable (Welch's t-test, p ≥ {cfg.significance:g})", ""]
     for ratio, pairs in tied.items():
         text = "; ".join(f"{a} vs {b} (p = {p:.2f})" for a, b, p in pairs) or \
