@@ -6,15 +6,15 @@ prune.schedule gradual, prune the base model in steps while fine-tuning it.
         --timing metrics/finetune/magnitude.timing.json --history plots/finetune/magnitude.csv \
         --chart plots/finetune/magnitude.png --resume checkpoints/finetune/magnitude.pt
 
-Reads params.yaml's finetune section and prune.schedule, prune.steps, prune.prune_until. Writes the same kinds of
-files as training. What a method pruned stays pruned: masked weights and zeroed units stay exactly zero, shared
+Reads params.yaml's finetune section; how to prune (method, ratio, options, and the schedule: prune.schedule,
+steps, prune_until) comes from the prune stage's model's meta. Writes the same kinds of files as training. What a method pruned stays pruned: masked weights and zeroed units stay exactly zero, shared
 filters stay tied, removed channels stay gone.
   * oneshot: starts from the prune stage's model.
   * gradual: starts from the base model and reaches the ratio in prune.steps steps during the first
-    prune.prune_until of the iterations (cnn_pruning.pruning.gradual). The method, ratio and options are the ones
-    the prune stage used, read from its model's meta: that file is a dependency, and it changes exactly when they
-    do (declaring prune.ratio instead would rerun the control's fine-tune at every ratio). The prune stage still
-    reports the accuracy of the one-shot model right after pruning.
+    prune.prune_until of the iterations (cnn_pruning.pruning.gradual). The method, ratio, options and schedule are
+    the ones the prune stage recorded in its model's meta: that file is a dependency, and it changes exactly when
+    they do (declaring prune.ratio or prune.steps here would rerun the control's fine-tune, whose file stays the
+    same). The prune stage still reports the accuracy of the one-shot model right after pruning.
   * finetune.distill: the loss also follows the base model's outputs (train.Distillation); the control, being the
     base itself, is fine-tuned without a teacher.
 """
@@ -33,12 +33,12 @@ from cnn_pruning.train import Distillation, FinetuneConfig, TrainConfig, iterati
 
 
 def main(method: str, data: str, pruned: str, base: str, **outputs: str) -> None:
-    section, prune = params.section("finetune"), params.section("prune")
+    section = params.section("finetune")
     cfg = TrainConfig.from_params(section)
     tuning = schema.build(FinetuneConfig, section)  # the distillation keys too
-    schedule = schema.build(Schedule, {k: prune[k] for k in ("schedule", "steps", "prune_until")})
     control = method == pruning.CONTROL
     model, meta = load_checkpoint(pruned)
+    schedule = schema.build(Schedule, meta.get("schedule", {}))  # checkpoints from before schedules: one-shot
     base_model, _ = load_checkpoint(base)
     ds = dataset.load(data)
     how = meta.get("pruning", {})
@@ -50,9 +50,7 @@ def main(method: str, data: str, pruned: str, base: str, **outputs: str) -> None
         if tuning.distill and not control else None
     tags = {**tracking.model_tags(method, meta.get("ratio"), meta.get("base")), **device_tags(pick_device(cfg.device)),
             "schedule": "oneshot" if pruner is None else "gradual", "distill": teacher is not None}
-    own = {**section, "schedule": schedule.schedule}
-    if pruner is not None:
-        own.update(steps=schedule.steps, prune_until=schedule.prune_until)
+    own = {**section, **schedule.record()}
     with tracking.stage_run("finetune", f"finetune-{method}", params=own, tags=tags, data=ds) as run:
         fit_and_save(model, ds, stage="finetune", name=method, optimizer=section["optimizer"],
                      hparams=section["optimizer_params"], cfg=cfg, run=run, outputs=FitOutputs(**outputs),

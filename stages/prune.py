@@ -4,14 +4,16 @@
         --model models/pruned/kmeans_channel.pt --metrics metrics/prune/kmeans_channel.json \
         --info metrics/prune/kmeans_channel.info.json
 
-Reads prune.ratio, prune.base and prune.options.<method> (a registered method's options, or a named variant's:
-`{method: l2_unit, scope: all}`; pruning.resolve). Writes the pruned model (state_dict + spec + masks; meta:
-method, ratio, base, what was removed), its metrics (accuracy of the base and right after pruning on validation and
+Reads prune.ratio, prune.base, prune.options.<method> (a registered method's options, or a named variant's:
+`{method: l2_unit, scope: all}`; pruning.resolve) and prune.schedule, steps, prune_until. Writes the one-shot pruned
+model (state_dict + spec + masks; meta: method, ratio, base, what was removed, and the schedule the finetune stage
+follows: only its kind for one-shot, so a change of steps leaves the file, and fine-tuning, as they were), its
+metrics (accuracy of the base and right after pruning on validation and
 test, params stored, nonzero params, distinct filters, MACs) and the per-layer info. Method `none` is the control:
 the base model unchanged (ratio ignored), fine-tuned later with the same recipe as the pruned ones.
 """
 
-from cnn_pruning import files, measure, params, pruning, tracking
+from cnn_pruning import files, measure, params, pruning, schema, tracking
 from cnn_pruning.datasets import dataset
 from cnn_pruning.cli import pruning_parser, run_stage
 from cnn_pruning.model import load_checkpoint, save_checkpoint
@@ -25,9 +27,11 @@ def main(method: str, data: str, base: str, model: str, metrics: str, info: str)
     # Checked by config too; this keeps the stage safe on its own, and MLflow gets the options in effect.
     runs, options = (pruning.CONTROL, {}) if control else pruning.resolve(method, section["options"])
     resolved = {} if control else pruning.validate(runs, ratio, options)[1]
+    schedule = schema.build(pruning.Schedule, {k: section[k] for k in ("schedule", "steps", "prune_until")}).record()
     ds = dataset.load(data)
     base_model, _ = load_checkpoint(base)
-    own = {"method": method, "runs": runs, "ratio": ratio, "base": optimizer, "options": resolved}
+    own = {"method": method, "runs": runs, "ratio": ratio, "base": optimizer, "options": resolved,
+           **({} if control else {"schedule": schedule})}
     with tracking.stage_run("prune", f"prune-{method}", params=own, tags=tracking.model_tags(method, ratio, optimizer),
                             data=ds) as run:
         if control:
@@ -41,7 +45,8 @@ def main(method: str, data: str, base: str, model: str, metrics: str, info: str)
                           "base_val_acc": before_val["accuracy"], "base_test_acc": before_test["accuracy"],
                           "val_acc": after_val["accuracy"], "test_acc": after_test["accuracy"],
                           **measure.model_summary(pruned)}
-        save_checkpoint(model, pruned, meta={"method": method, "ratio": ratio, "base": optimizer, "pruning": details})
+        meta = {"method": method, "ratio": ratio, "base": optimizer, "pruning": details}
+        save_checkpoint(model, pruned, meta=meta if control else {**meta, "schedule": schedule})
         files.write_json(metrics, result_metrics)
         files.write_json(info, details)
         run.log_metrics({k: v for k, v in result_metrics.items() if k != "ratio"})

@@ -1,7 +1,8 @@
 """DVC stages `point@<method>-<ratio>-<seed>-<variant>` and `control@<seed>`: one point of the study, pruned from the
 base model, fine-tuned with the finetune recipe at the point's seed, and measured.
 
-    python stages/study_point.py l2_unit --ratio 0.5 --seed 1 --variant gradual --data data/cifar10.npz \
+    python stages/study_point.py l2_unit --ratio 0.5 --seed 1 --variant gradual \
+        --settings results/study/variants/gradual.json --data data/cifar10.npz \
         --base models/base/sgd.pt --model models/study/l2_unit-0.5-1-gradual.pt \
         --metrics results/study/points/l2_unit-0.5-1-gradual.json \
         --resume checkpoints/study/l2_unit-0.5-1-gradual.pt --scratch checkpoints/study/l2_unit-0.5-1-gradual.rz
@@ -9,11 +10,14 @@ base model, fine-tuned with the finetune recipe at the point's seed, and measure
 
 Reads prune.base, prune.options.<method> and the finetune recipe (all but finetune.seed: the point's seed replaces
 it, and the method's own seed option too; cnn_pruning.study). The variant (study.VARIANTS) switches gradual
-pruning (prune.steps, prune.prune_until) and distillation (finetune.distill_alpha, distill_temperature) on; it,
-not prune.schedule or finetune.distill, decides. Writes the fine-tuned model and one JSON row
+pruning and distillation on (it, not prune.schedule or finetune.distill, decides); their settings come from the
+variant's file (stages/study_variant.py), which holds only what the variant uses. Writes the fine-tuned model and one JSON row
 (cnn_pruning.point.run_point); logs one MLflow run tagged method, ratio and seed, with ratio and seed also as
 metrics, so MLflow's chart view can plot test_acc against ratio across the points.
 """
+
+import json
+from pathlib import Path
 
 from cnn_pruning import files, params, point, pruning, schema, study, tracking
 from cnn_pruning.cli import pruning_parser, run_stage
@@ -21,11 +25,11 @@ from cnn_pruning.datasets import dataset
 from cnn_pruning.machine import device_tags, pick_device
 from cnn_pruning.model import load_checkpoint, save_checkpoint
 from cnn_pruning.pruning.gradual import Schedule
-from cnn_pruning.train import FinetuneConfig, TrainConfig
+from cnn_pruning.train import TrainConfig
 
 
-def main(method: str, ratio: float | None, seed: int, variant: str, data: str, base: str, model: str, metrics: str,
-         resume: str, scratch: str) -> None:
+def main(method: str, ratio: float | None, seed: int, variant: str, settings: str | None, data: str, base: str,
+         model: str, metrics: str, resume: str, scratch: str) -> None:
     control = method == pruning.CONTROL
     if control != (ratio is None):
         raise ValueError(f"--ratio is {'not taken by the control' if control else 'required for ' + method!r}")
@@ -33,20 +37,18 @@ def main(method: str, ratio: float | None, seed: int, variant: str, data: str, b
         raise ValueError(f"unknown study variant {variant!r}; allowed: {', '.join(study.VARIANTS)}")
     finetune, prune = params.section("finetune"), params.section("prune")
     recipe = TrainConfig.from_params(finetune)
-    tuning = schema.build(FinetuneConfig, finetune)
-    schedule = Schedule("gradual", prune["steps"], prune["prune_until"])
+    how = json.loads(Path(settings).read_text()) if settings else point.variant_settings(variant, {}, {})
+    schedule = schema.build(Schedule, how["schedule"])
+    distill = (how["distill"]["alpha"], how["distill"]["temperature"]) if how["distill"] else None
     runs, options = (pruning.CONTROL, {}) if control else pruning.resolve(method, prune["options"])
     if not control:
         options = study.seeded(runs, options, seed)
         pruning.validate(runs, ratio, options)  # before any expensive work
-    how = study.VARIANTS[variant]
     own = {"method": method, "runs": runs, "variant": variant, "ratio": ratio, "seed": seed, "base": prune["base"],
-           "options": options, "finetune": {**finetune, "seed": seed}}
+           "options": options, "finetune": {k: v for k, v in {**finetune, "seed": seed}.items()
+                                            if not k.startswith("distill")}}
     if not control:
-        own["gradual"] = {"steps": schedule.steps, "prune_until": schedule.prune_until} if how.schedule == "gradual" \
-            else None
-        own["distill"] = {"alpha": tuning.distill_alpha, "temperature": tuning.distill_temperature} if how.distill \
-            else None
+        own.update(how)
     ds = dataset.load(data)
     base_model, _ = load_checkpoint(base)
     tags = {**tracking.model_tags(method, ratio, prune["base"]), "seed": seed,
@@ -57,8 +59,7 @@ def main(method: str, ratio: float | None, seed: int, variant: str, data: str, b
             base_model, ds, runs, ratio, seed, options, recipe, finetune["optimizer"], finetune["optimizer_params"],
             scratch=scratch, resume_path=resume, resume_key=files.fingerprint(own, files.md5_of(data), files.md5_of(base)),
             on_epoch=lambda r: run.log_metrics({k: v for k, v in r.items() if k != "epoch"}, step=r["epoch"]),
-            name=method, variant=variant, schedule=schedule,
-            distill=(tuning.distill_alpha, tuning.distill_temperature))
+            name=method, variant=variant, schedule=schedule, distill=distill)
         row = {**row, "base": prune["base"]}
         save_checkpoint(model, tuned, meta={"method": method, "ratio": ratio, "seed": seed, "base": prune["base"],
                                             "stage": "study_point", "test_acc": row["test_acc"]})
@@ -77,6 +78,7 @@ parser = pruning_parser(__doc__, "a registered pruning method, a named variant i
 parser.add_argument("--ratio", type=float, default=None, help="fraction removed (not for the control)")
 parser.add_argument("--seed", type=int, required=True, help="the point's seed: fine-tuning, k-means, baselines")
 parser.add_argument("--variant", default="oneshot", help="how it is pruned and tuned: one of study.VARIANTS")
+parser.add_argument("--settings", help="the variant's settings (stages/study_variant.py); default: its defaults")
 parser.add_argument("--model", required=True, help="the fine-tuned model written")
 parser.add_argument("--metrics", required=True, help="the point's row (JSON)")
 parser.add_argument("--resume", required=True, help="scratch state while fine-tuning; a crash resumes from it")

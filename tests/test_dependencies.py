@@ -109,18 +109,27 @@ def test_the_sweep_stage_declares_every_sweep_key_but_the_list_of_methods():
 
 @pytest.mark.parametrize("name, skipped", [
     ("control", {"seed", "distill", "distill_alpha", "distill_temperature"}),   # the control is never distilled
-    ("point", {"seed", "distill"})])                                           # its variant switches distillation
+    ("point", {"seed", "distill", "distill_alpha", "distill_temperature"})])   # from its variant's file
 def test_the_study_points_declare_the_finetune_recipe_but_its_seed(name, skipped):
     """The point's own seed replaces finetune.seed, so changing finetune.seed must rerun no point; the variant, not
-    finetune.distill, decides whether a point is distilled (and the control never is)."""
+    finetune.distill, decides whether a point is distilled (and the control never is), and the distillation's
+    settings reach a point through its variant's file."""
     declared = [p for p in DVC_YAML["stages"][name]["params"] if p.startswith("finetune.")]
     assert declared == [f"finetune.{f.name}" for f in schema.fields(FinetuneConfig) if f.name not in skipped]
 
 
-def test_the_study_points_declare_the_gradual_schedule_but_not_the_switch():
-    declared = [p for p in DVC_YAML["stages"]["point"]["params"] if p.startswith("prune.")]
-    assert {"prune.steps", "prune.prune_until"} <= set(declared) and "prune.schedule" not in declared
-    assert not [p for p in DVC_YAML["stages"]["control"]["params"] if p in ("prune.steps", "prune.prune_until")]
+def test_variant_settings_reach_the_points_through_a_file_and_fine_tuning_through_the_pruned_model():
+    """A change of prune.steps must rerun no one-shot point and no control fine-tune: the points read the settings
+    from their variant's file, the finetune stage from the pruned model's meta; the stages that write those files
+    declare the params (and write the same bytes where the setting does not apply)."""
+    stages = DVC_YAML["stages"]
+    gradual = {"prune.schedule", "prune.steps", "prune.prune_until", "finetune.distill_alpha",
+               "finetune.distill_temperature"}
+    for name in ("point", "control", "finetune"):
+        assert not gradual & set(stages[name]["params"]), name
+    assert set(stages["variant"]["params"]) == gradual - {"prune.schedule"}
+    assert {"prune.schedule", "prune.steps", "prune.prune_until"} <= set(stages["prune"]["params"])
+    assert "results/study/variants/${item.variant}.json" in stages["point"]["deps"]
 
 
 def test_the_traversal_sees_relative_lazy_and_package_imports():
@@ -149,7 +158,7 @@ def test_editing_the_training_loop_reruns_training_only_and_the_speed_code_timin
     """What a code change reruns (validate reruns on any code it checks, but writes the same marker, so it stops
     there): the training loop decides the trained models (the study's points fine-tune too), the speed code only
     the timings; how the study's results are summarised or drawn reruns no point."""
-    assert stages_importing("cnn_pruning/train.py") == {"validate", "train", "finetune", "control", "point"}
+    assert stages_importing("cnn_pruning/train.py") == {"validate", "train", "finetune", "control", "point", "variant"}
     assert stages_importing("cnn_pruning/speed.py") == {"validate", "evaluate_base", "evaluate", "sweep",
                                                         "study_speed"}
     assert stages_importing("cnn_pruning/study_report.py") == {"validate", "study"}

@@ -177,18 +177,23 @@ def test_a_method_option_added_with_plus_reruns_only_that_method(tiny_pipeline, 
 
 
 def test_gradual_pruning_and_distillation_rerun_only_fine_tuning_and_the_new_study_points(tiny_pipeline, tmp_path):
-    """prune.schedule=gradual moves pruning into the finetune stages (prune stays cached: it still reports the
-    one-shot model); finetune.distill reruns every fine-tune; a new study variant runs only its own points."""
+    """prune.schedule=gradual moves pruning into the finetune stages (the prune stages rerun to record the schedule,
+    and still report the one-shot model); finetune.distill reruns every fine-tune; a new study variant runs only
+    its own points, and prune.steps, which one-shot points do not use, reruns none of them."""
     repo = copy_finished(tiny_pipeline, tmp_path / "repo")
     proc = run(["dvc", "exp", "run", "-n", "gradual-kd", "-S", "prune.schedule=gradual", "-S", "prune.steps=3",
                 "-S", "finetune.distill=true", "-S", "study.variants=[oneshot,gradual_distill]"], repo)
     ran = set(ran_stages(proc.stdout))
     methods = ("magnitude", "l2_unit", "kmeans_shared", "kmeans_channel")
     assert {f"finetune@{m}" for m in (*methods, "none")} | {f"evaluate@{m}" for m in methods} <= ran, sorted(ran)
-    assert not ran & (UPSTREAM | {f"prune@{m}" for m in methods}), sorted(ran & UPSTREAM)
+    assert {f"prune@{m}" for m in methods} <= ran and not ran & UPSTREAM, sorted(ran)
     study = study_stages(ran)
     assert study == {"point@magnitude-0.5-0-gradual_distill", "point@magnitude-0.5-1-gradual_distill",
                      "point@random-0.5-0-gradual_distill", "point@random-0.5-1-gradual_distill", "study"}, sorted(ran)
+    assert {"variant@oneshot", "variant@gradual_distill"} <= ran  # oneshot's file: the same bytes, points cached
+    assert json.loads((repo / "results" / "study" / "variants" / "gradual_distill.json").read_text()) == {
+        "schedule": {"schedule": "gradual", "steps": 3, "prune_until": 0.5},
+        "distill": {"alpha": 0.9, "temperature": 4.0}}
     for m in methods:  # the end of the schedule: the one-shot model's architecture and counts
         tuned, meta = load_checkpoint(repo / "models" / "finetuned" / f"{m}.pt")
         oneshot, _ = load_checkpoint(repo / "models" / "pruned" / f"{m}.pt")
@@ -206,6 +211,13 @@ def test_gradual_pruning_and_distillation_rerun_only_fine_tuning_and_the_new_stu
                                                                ("random", "gradual_distill")]
     assert "Gradual pruning and distillation against one-shot" in (repo / "reports" / "study.md").read_text()
     assert (repo / "plots" / "study" / "variants.png").is_file()
+    # Back to the baseline's settings but for prune.steps, which one-shot does not use: the prune stages rerun and
+    # write the bytes they wrote at first, so no fine-tune, evaluation or point trains again (DVC's run cache).
+    proc = run(["dvc", "exp", "run", "-n", "oneshot-steps", "-S", "prune.schedule=oneshot", "-S", "prune.steps=7",
+                "-S", "finetune.distill=false", "-S", "study.variants=[oneshot]"], repo)
+    again = set(ran_stages(proc.stdout))
+    assert {f"prune@{m}" for m in methods} <= again, sorted(again)
+    assert not {s for s in again if s.split("@")[0] in ("finetune", "evaluate", "point", "control")}, sorted(again)
 
 
 def test_the_random_baselines_flow_through_every_stage(tiny_pipeline, tmp_path):

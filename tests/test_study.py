@@ -8,7 +8,7 @@ import torch
 from cnn_pruning import pruning
 from cnn_pruning.measure import accuracy
 from cnn_pruning.model import CifarResNet
-from cnn_pruning.point import run_point
+from cnn_pruning.point import run_point, variant_settings
 from cnn_pruning.pruning.gradual import Schedule
 from cnn_pruning.study import DEFAULT_VARIANT, point_name, seeded, series_name
 from cnn_pruning.train import TrainConfig
@@ -102,3 +102,19 @@ def test_a_variant_prunes_and_tunes_its_way_to_one_shots_architecture(variant, t
     assert row["acc_after_prune"] == accuracy(oneshot, ds.test)["accuracy"]  # the one-shot model's, always
     assert (row["teacher_seconds"] > 0) == variant.endswith("distill") and row["finetune_seconds"] > 0
     assert all(torch.equal(v, before[k]) for k, v in base.state_dict().items())  # the base (and teacher) untouched
+
+
+def test_a_variants_settings_hold_only_what_it_uses():
+    prune, finetune = {"steps": 4, "prune_until": 0.25}, {"distill_alpha": 0.5, "distill_temperature": 2.0}
+    assert variant_settings("oneshot", prune, finetune) == {"schedule": {"schedule": "oneshot"}, "distill": None}
+    assert variant_settings("oneshot", {"steps": 9}, {}) == variant_settings("oneshot", prune, finetune)  # same bytes
+    assert variant_settings("gradual", prune, finetune) == {
+        "schedule": {"schedule": "gradual", "steps": 4, "prune_until": 0.25}, "distill": None}
+    assert variant_settings("gradual_distill", prune, finetune)["distill"] == {"alpha": 0.5, "temperature": 2.0}
+    assert variant_settings("oneshot_distill", {}, {})["distill"] == {"alpha": 0.9, "temperature": 4.0}  # defaults
+    with pytest.raises(ValueError, match="unknown study variant 'gradual_kd'; allowed: oneshot, gradual"):
+        variant_settings("gradual_kd", prune, finetune)
+    with pytest.raises(ValueError, match=r"steps.*an integer in \[1, 10000\]"):
+        variant_settings("gradual", {"steps": 0}, finetune)
+    with pytest.raises(ValueError, match=r"distill_temperature.*\(0, 1000\]"):
+        variant_settings("oneshot_distill", prune, {"distill_temperature": -1})

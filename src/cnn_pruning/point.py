@@ -5,6 +5,7 @@
     model, row = run_point(base, ds, CONTROL, None, 2, {}, recipe, ...)   # the control: unpruned, same training
     model, row = run_point(..., variant="gradual_distill", schedule=Schedule("gradual", 10, 0.5),
                            distill=(0.9, 4.0))                    # pruned while fine-tuned, taught by the base
+    variant_settings("gradual", params["prune"], params["finetune"])   # what a variant runs with: its stage's file
 
 What a seed decides, and why the base is shared: cnn_pruning.study. The stage is stages/study_point.py.
 """
@@ -17,13 +18,27 @@ from typing import Callable
 
 import torch.nn as nn
 
-from . import export, files, pruning
+from . import export, files, pruning, schema
 from .datasets.dataset import Dataset
 from .machine import pick_device
 from .measure import accuracy, model_summary
 from .pruning.gradual import GradualPruner, Schedule
 from .study import DEFAULT_VARIANT, VARIANTS, point_name
-from .train import Distillation, TrainConfig, fit, iterations
+from .train import Distillation, FinetuneConfig, TrainConfig, fit, iterations
+
+
+def variant_settings(name: str, prune: dict, finetune: dict) -> dict:
+    """What the variant `name` runs with, from params.yaml's prune and finetune sections: {"schedule": the gradual
+    schedule's record (pruning.gradual.Schedule.record(); {"schedule": "oneshot"} for one-shot), "distill":
+    {"alpha", "temperature"} or None}. Only the settings the variant uses; validated, ValueError naming a bad one."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown study variant {name!r}; allowed: {', '.join(VARIANTS)}")
+    how = VARIANTS[name]
+    schedule = schema.build(Schedule, {"schedule": how.schedule, "steps": prune.get("steps", 10),
+                                "prune_until": prune.get("prune_until", 0.5)})
+    tuning = schema.build(FinetuneConfig, {k: v for k, v in finetune.items() if k.startswith("distill_")})
+    distill = {"alpha": tuning.distill_alpha, "temperature": tuning.distill_temperature} if how.distill else None
+    return {"schedule": schedule.record(), "distill": distill}
 
 
 def run_point(base: nn.Module, ds: Dataset, method: str, ratio: float | None, seed: int, options: dict,

@@ -36,6 +36,13 @@ class Schedule:
     prune_until: float = setting(0.5, number(0, 1, lo_open=True),
                                  "gradual: fraction of the fine-tune iterations by which the final ratio is reached")
 
+    def record(self) -> dict:
+        """The settings that matter, as plain data for a checkpoint's meta or a file: only the kind for one-shot, so
+        one-shot records stay byte-identical whatever steps and prune_until say (and what depends on them cached)."""
+        if self.schedule == "oneshot":
+            return {"schedule": "oneshot"}
+        return {"schedule": self.schedule, "steps": self.steps, "prune_until": self.prune_until}
+
 
 def step_ratio(final: float, k: int, steps: int) -> float:
     """The ratio after step k of `steps` (1-based): final * (1 - (1 - k/steps)^3); exactly `final` at the last."""
