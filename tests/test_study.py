@@ -32,7 +32,7 @@ def test_names_of_points_and_series():
     assert point_name("l2_unit", 0.5, 1, "gradual_distill") == "l2_unit-0.5-1-gradual_distill"
     assert point_name(pruning.CONTROL, None, 2) == "none-2"  # the control has no ratio and no variant
     assert series_name("magnitude", DEFAULT_VARIANT) == "magnitude"
-    assert series_name("magnitude", "gradual") == "magnitude+gradual"
+    assert series_name("magnitude", "gradual") == "magnitude-gradual"
 
 
 @pytest.fixture(scope="module")

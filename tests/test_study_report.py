@@ -162,7 +162,7 @@ def test_remedies_measure_the_gap_to_one_shot_each_variant_closes(variants):
                       points)
     assert "| magnitude | 0.9 | **gradual** | 79.00 ± 1.00 | 72.00 | +9.50 | +7.00 | 74 % |" in report
     assert "| oneshot_distill | 73.00 ± 2.00 |" in report and "| 100 (80) | 25% |" in report
-    assert "| met |" in report and "| magnitude+gradual | 0.9 | 3 |" in report
+    assert "| met |" in report and "| magnitude-gradual | 0.9 | 3 |" in report
     one = schema.build(StudyConfig, {**CFG.__dict__})
     assert remedies(summary(*[p for p in variants[:3]], one), points, one) == []  # one variant: nothing to compare
 

@@ -48,6 +48,6 @@ def point_name(method: str, ratio: float | None, seed: int, variant: str = DEFAU
 
 def series_name(method: str, variant: str) -> str:
     """How a (method, variant) is labelled, in tables, charts and file names (results/study/methods/<series>.csv):
-    the method alone for the default variant (one-shot, no distillation), else method+variant ("+", not ":",
-    which Windows does not allow in file names)."""
-    return method if variant == DEFAULT_VARIANT else f"{method}+{variant}"
+    the method alone for the default variant (one-shot, no distillation), else method-variant: "-" is allowed in
+    file names on every OS and in MLflow metric names, and no method or variant name has one."""
+    return method if variant == DEFAULT_VARIANT else f"{method}-{variant}"
