@@ -29,13 +29,12 @@ from cnn_pruning.fitting import FitOutputs, fit_and_save
 from cnn_pruning.machine import device_tags, pick_device
 from cnn_pruning.model import load_checkpoint
 from cnn_pruning.pruning.gradual import GradualPruner, Schedule
-from cnn_pruning.train import Distillation, FinetuneConfig, TrainConfig, iterations
+from cnn_pruning.train import Distillation, TrainConfig, iterations
 
 
 def main(method: str, data: str, pruned: str, base: str, **outputs: str) -> None:
     section = params.section("finetune")
     cfg = TrainConfig.from_params(section)
-    tuning = schema.build(FinetuneConfig, section)  # the distillation keys too
     control = method == pruning.CONTROL
     model, meta = load_checkpoint(pruned)
     schedule = schema.build(Schedule, meta.get("schedule", {}))  # checkpoints from before schedules: one-shot
@@ -46,8 +45,7 @@ def main(method: str, data: str, pruned: str, base: str, **outputs: str) -> None
     if schedule.schedule == "gradual" and not control:
         pruner = GradualPruner(base_model, how["method"], how["ratio"], how["options"], schedule, iterations(ds, cfg))
         model = copy.deepcopy(base_model)
-    teacher = Distillation(base_model, tuning.distill_alpha, tuning.distill_temperature) \
-        if tuning.distill and not control else None
+    teacher = None if control else Distillation.from_params(section, base_model)
     tags = {**tracking.model_tags(method, meta.get("ratio"), meta.get("base")), **device_tags(pick_device(cfg.device)),
             "schedule": "oneshot" if pruner is None else "gradual", "distill": teacher is not None}
     own = {**section, **schedule.record()}

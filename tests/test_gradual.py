@@ -82,10 +82,13 @@ class Checked(GradualPruner):
         for name, keep in masks.items():  # masked entries stay masked where shapes are unchanged
             if name in new.masks and new.masks[name].shape == keep.shape:
                 assert not (new.masks[name].cpu() & ~keep.cpu()).any()
-        if info is not None:  # removed channels stay removed: kept (original indices) only shrinks
+        if info is not None:  # removed channels stay removed (kept only shrinks), zeroed units stay zeroed
             for group, layer in self.info["layers"].items():
-                if "kept" in layer and "kept" in info["layers"].get(group, {}):
-                    assert set(layer["kept"]) <= set(info["layers"][group]["kept"])
+                earlier_layer = info["layers"].get(group, {})
+                if "kept" in layer and "kept" in earlier_layer:
+                    assert set(layer["kept"]) <= set(earlier_layer["kept"])
+                if isinstance(earlier_layer.get("zeroed"), list) and earlier_layer["zeroed"]:  # l2_unit inner
+                    assert set(earlier_layer["zeroed"]) <= set(layer["zeroed"]), group
         return new
 
 

@@ -71,12 +71,12 @@ class GradualPruner:
     def at(self, iteration: int, model: CifarResNet) -> CifarResNet | None:
         """Before `iteration`: the model after every step due by then (a new object), or None if none is due."""
         from . import prune
-        if self.done == len(self.steps) or self.steps[self.done][0] > iteration:
-            return None
+        before = self.done
         while self.done < len(self.steps) and self.steps[self.done][0] <= iteration:
-            ratio = self.steps[self.done][1]
-            result = prune(model, self.method, ratio, previous=self.info, **self.options)
+            result = prune(model, self.method, self.steps[self.done][1], previous=self.info, **self.options)
             model, self.info, self.done = result.model, result.info, self.done + 1
+        if self.done == before:
+            return None
         self.model = model
         return model
 
