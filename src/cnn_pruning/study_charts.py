@@ -7,7 +7,7 @@ Four charts, one per x axis: the pruning ratio, the MACs reduction (log), the me
 baselines are dashed, the control is a grey band (mean ± std) with its mean in black, and a dotted line marks the
 tolerance below the control's mean: a point above it lost no more than the tolerance. Variants of a method (one-shot,
 gradual, with distillation) share its colour and differ in line style and marker. With more than one variant, a
-fifth chart (variants.png) sets them side by side per (method, ratio) as bars with error bars.
+fifth chart (variants.png) sets them side by side per (method, ratio): points with error bars.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 
 from .charts import COLOURS, colour, plt, save_figure
-from .study import DEFAULT_VARIANT
 
 # per study variant: (line style, marker); the random baselines are dashed with squares whatever their variant
 VARIANT_STYLE = {"oneshot": ("-", "o"), "gradual": ("-.", "^"), "oneshot_distill": (":", "D"),
@@ -66,34 +65,38 @@ def study_charts(rows: list[dict], folder: str | os.PathLike, tolerance: float, 
 
 
 def variants_chart(rows: list[dict], variants: list[str], path: Path, subtitle: str) -> Path:
-    """Per (method, ratio) a group of bars, one per variant (mean ± std over seeds), over the control's band."""
+    """Per (method, ratio) a group of points, one per variant (mean ± std over seeds; the method's colour, the
+    variant's marker), over the control's band. Points, not bars: the axis starts far above zero, where bars would
+    exaggerate the differences."""
     control = next(r for r in rows if r["kind"] == "control")
     groups = list(dict.fromkeys((r["method"], r["ratio"]) for r in rows if r["kind"] != "control"))
     by = {(r["method"], r["ratio"], r["variant"]): r for r in rows if r["kind"] != "control"}
-    width = 0.8 / len(variants)
-    fig, ax = plt.subplots(figsize=(max(7.5, 0.9 * len(groups)), 4.8))
+    width = 0.7 / len(variants)
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.1 * len(groups)), 4.8))
     ax.axhspan(control["acc_lo_pct"], control["acc_hi_pct"], color=COLOURS["base"], alpha=0.25, lw=0,
                label="control: mean ± std")
     ax.axhline(control["acc_mean_pct"], color=COLOURS["none"], lw=1)
     for j, variant in enumerate(variants):
-        xs, ys, errs, colours = [], [], [], []
+        marker = VARIANT_STYLE.get(variant, ("-", "o"))[1]
         for i, (method, ratio) in enumerate(groups):
             r = by.get((method, ratio, variant))
             if r is not None:
-                xs.append(i + (j - (len(variants) - 1) / 2) * width)
-                ys.append(r["acc_mean_pct"])
-                errs.append(r["acc_std_pct"] or 0.0)
-                colours.append(colour(method))
-        hatch = {DEFAULT_VARIANT: ""}.get(variant, ("//", "..", "xx", "\\\\")[j % 4])
-        ax.bar(xs, ys, width, yerr=errs, color=colours, edgecolor="black", lw=0.5, hatch=hatch, capsize=2,
-               label=variant)
+                ax.errorbar(i + (j - (len(variants) - 1) / 2) * width, r["acc_mean_pct"],
+                            yerr=r["acc_std_pct"] or 0.0, color=colour(method), marker=marker, ms=6, capsize=2,
+                            mec="black", mew=0.5, lw=1)
+        ax.plot([], [], ls="none", marker=marker, color="#999999", mec="black", mew=0.5, label=variant)
+    for i in range(1, len(groups)):
+        ax.axvline(i - 0.5, color="#dddddd", lw=0.8)
     ax.set_xticks(range(len(groups)), [f"{m}\n{r:g}" for m, r in groups], fontsize=7)
+    ax.set_xlim(-0.5, len(groups) - 0.5)
     low = min(r["acc_mean_pct"] - (r["acc_std_pct"] or 0.0) for r in rows)
-    ax.set_ylim(max(0.0, low - 5), control["acc_hi_pct"] + 3)
-    ax.set(ylabel="test accuracy after fine-tuning (%)",
-           title="One-shot vs gradual pruning, with and without distillation (the same fine-tune epochs)")
-    ax.text(0.01, 0.01, subtitle, transform=ax.transAxes, fontsize=7, color="#555555")
+    ax.set_ylim(max(0.0, low - 3), control["acc_hi_pct"] + 2)
+    ax.set_ylabel("test accuracy after fine-tuning (%)")
+    ax.set_title("One-shot vs gradual pruning, with and without distillation\n(the same fine-tune epochs)",
+                 fontsize=10)
+    ax.set_xlabel(subtitle, fontsize=7, color="#555555")
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 0.06))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()   # makes room for the legend beside the axes
     save_figure(fig, path)
     return path
