@@ -72,7 +72,7 @@ def variants_chart(rows: list[dict], variants: list[str], path: Path, subtitle: 
     groups = list(dict.fromkeys((r["method"], r["ratio"]) for r in rows if r["kind"] != "control"))
     by = {(r["method"], r["ratio"], r["variant"]): r for r in rows if r["kind"] != "control"}
     width = 0.7 / len(variants)
-    fig, ax = plt.subplots(figsize=(max(7.5, 1.1 * len(groups)), 4.8))
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.3 * len(groups)), 4.8))
     ax.axhspan(control["acc_lo_pct"], control["acc_hi_pct"], color=COLOURS["base"], alpha=0.25, lw=0,
                label="control: mean ± std")
     ax.axhline(control["acc_mean_pct"], color=COLOURS["none"], lw=1)
