@@ -46,13 +46,15 @@ $(PLOTS_PAGE): tools/vega/package-lock.json tools/offline_plots.py
 lock:
 	rm -rf /tmp/cnn-pruning-lock && $(PYTHON) -m venv /tmp/cnn-pruning-lock
 	/tmp/cnn-pruning-lock/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1 "dvc>=3,<4" "mlflow>=3,<4" \
-		scikit-learn pyyaml tqdm matplotlib pandas pytest onnx onnxruntime openvino torch-pruning==1.6.1
+		scikit-learn pyyaml tqdm matplotlib pandas pytest onnx onnxruntime openvino torch-pruning==1.6.1 nvidia-ml-py
 	(head -3 requirements.lock; /tmp/cnn-pruning-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip==') > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
-# Browse the runs: http://127.0.0.1:5000
+# Browse the runs: it prints the experiment's page in MLflow's Model-training view (README "Browsing the runs").
+MLFLOW_UI_PORT ?= 5000
 mlflow-ui: setup
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+	@echo "Open $$(MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlflow.db python -m cnn_pruning.tracking url http://127.0.0.1:$(MLFLOW_UI_PORT))"
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(MLFLOW_UI_PORT)
 
 # A shared MLflow tracking server (SQLite store and artifacts under .mlflow-server/, port MLFLOW_PORT).
 # It prints the line to run: export MLFLOW_TRACKING_URI=http://127.0.0.1:5001  (eval "$$(make -s mlflow-server)")

@@ -25,7 +25,8 @@ def main(out: str, summary: str, cache: str) -> None:
         counts = dataset.summary(ds)
         files.write_json(summary, counts)
         run.set_tags({**tracking.data_tags(ds), "data_md5": files.md5_of(out)})
-        run.log_metrics({k: v for k, v in counts.items() if k.endswith("_images")})
+        run.log_inputs(ds, ("train", "val", "test"))
+        run.log_results({k: v for k, v in counts.items() if k.endswith("_images")})
         run.log_artifacts(summary)
     print(f"download: {ds.title}, {len(ds.classes)} classes, {counts['train_images']} train / "
           f"{counts['val_images']} val / {counts['test_images']} test "

@@ -46,10 +46,14 @@ def main(method: str, data: str, pruned: str, base: str, **outputs: str) -> None
         pruner = GradualPruner(base_model, how["method"], how["ratio"], how["options"], schedule, iterations(ds, cfg))
         model = copy.deepcopy(base_model)
     teacher = None if control else Distillation.from_params(section, base_model)
-    tags = {**tracking.model_tags(method, meta.get("ratio"), meta.get("base")), **device_tags(pick_device(cfg.device)),
-            "schedule": "oneshot" if pruner is None else "gradual", "distill": teacher is not None}
+    tags = {**device_tags(pick_device(cfg.device)), "schedule": "oneshot" if pruner is None else "gradual",
+            "distill": teacher is not None}
     own = {**section, **schedule.record()}
-    with tracking.stage_run("finetune", f"finetune-{method}", params=own, tags=tags, data=ds) as run:
+    coords = tracking.coordinates(method=method, ratio=meta.get("ratio") or 0.0, base_optimizer=meta.get("base"),
+                                  seed=cfg.seed, depth=base_model.depth, dataset=ds.name)
+    with tracking.stage_run("finetune", tracking.run_name("finetune", method, meta.get("ratio")), params=own,
+                            tags=tags, coords=coords, data=ds, splits=("train", "val", "test"),
+                            system_metrics=True) as run:
         fit_and_save(model, ds, stage="finetune", name=method, optimizer=section["optimizer"],
                      hparams=section["optimizer_params"], cfg=cfg, run=run, outputs=FitOutputs(**outputs),
                      resume_key=files.fingerprint(own, files.md5_of(data), files.md5_of(pruned), files.md5_of(base)),

@@ -30,10 +30,11 @@ def main(method: str, data: str, base: str, model: str, metrics: str, info: str)
     schedule = schema.build(pruning.Schedule, {k: section[k] for k in ("schedule", "steps", "prune_until")}).record()
     ds = dataset.load(data)
     base_model, _ = load_checkpoint(base)
-    own = {"method": method, "runs": runs, "ratio": ratio, "base": optimizer, "options": resolved,
-           **({} if control else {"schedule": schedule})}
-    with tracking.stage_run("prune", f"prune-{method}", params=own, tags=tracking.model_tags(method, ratio, optimizer),
-                            data=ds) as run:
+    own = {"runs": runs, "options": resolved, **({} if control else {"schedule": schedule})}
+    coords = tracking.coordinates(method=method, ratio=ratio or 0.0, base_optimizer=optimizer,
+                                  depth=base_model.depth, dataset=ds.name)
+    with tracking.stage_run("prune", tracking.run_name("prune", method, ratio), params=own, coords=coords, data=ds,
+                            splits=("val", "test")) as run:
         if control:
             pruned, details = base_model, {"method": pruning.CONTROL}
         else:
@@ -49,9 +50,9 @@ def main(method: str, data: str, base: str, model: str, metrics: str, info: str)
         save_checkpoint(model, pruned, meta=meta if control else {**meta, "schedule": schedule})
         files.write_json(metrics, result_metrics)
         files.write_json(info, details)
-        run.log_metrics({k: v for k, v in result_metrics.items() if k != "ratio"})
+        run.log_results(result_metrics, skip=("ratio",))  # ratio: a param of the run
         run.log_model(model)
-        run.log_artifacts(metrics)
+        run.log_artifacts(named={"metrics.json": metrics, "info.json": info})
     print(f"prune-{method}: val_acc {result_metrics['base_val_acc']:.4f} -> {result_metrics['val_acc']:.4f}, "
           f"params {result_metrics['params']}, MACs {result_metrics['macs']}")
 

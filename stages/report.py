@@ -19,9 +19,15 @@ def main(train: str, prune: str, finetune: str, evaluate: str, sweep: str, summa
          charts_dir: str) -> None:
     models = {"optimizers": params.section("train")["optimizers"], "methods": params.section("prune")["methods"],
               "sweep_methods": params.section("sweep")["methods"]}
-    with tracking.stage_run("report", "report", params=models) as run:
-        results = report.collect(report.Folders(train, prune, finetune, evaluate, sweep), **models)
-        rows = report.summary_rows(results)
+    results = report.collect(report.Folders(train, prune, finetune, evaluate, sweep), **models)
+    rows = report.summary_rows(results)
+    pruned = next((r for r in rows if r["ratio"]), {})
+    # Where the report sits for MLflow's Compare: the ratio and base its models were pruned at, the depth and data
+    # (read for tracking only, like tracking.experiment: they decide no output, so the stage does not declare them).
+    everything = params.load_params()
+    coords = tracking.coordinates(ratio=pruned.get("ratio"), base_optimizer=pruned.get("base"),
+                                  depth=everything["model"]["depth"], dataset=everything["data"]["name"])
+    with tracking.stage_run("report", "report", params=models, coords=coords) as run:
         # Headline metrics keyed by model, so `dvc exp show` gets readable columns like kmeans_channel.speedup.
         headline = {r["model"]: {k: r[k] for k in ("test_acc", "acc_after_prune", "speedup", "size_ratio")}
                     for r in rows}
@@ -32,6 +38,8 @@ def main(train: str, prune: str, finetune: str, evaluate: str, sweep: str, summa
         drawn = charts.report_charts(results, rows, charts_dir, about)
         run.log_metrics({f"{model}.{k}": v for model, m in headline.items() for k, v in m.items() if v is not None})
         run.log_artifacts(summary, table, tradeoff, *drawn)
+        run.log_table(rows, "summary")
+        run.log_table(report.deploy_choices(rows), "deploy")
     print(f"report: {len(rows)} models -> {table}")
 
 

@@ -11,9 +11,9 @@ base model, fine-tuned with the finetune recipe at the point's seed, and measure
 Reads prune.base, prune.options.<method> and the finetune recipe (all but finetune.seed: the point's seed replaces
 it, and the method's own seed option too; cnn_pruning.study). The variant (study.VARIANTS) switches gradual
 pruning and distillation on (it, not prune.schedule or finetune.distill, decides); their settings come from the
-variant's file (stages/study_variant.py), which holds only what the variant uses. Writes the fine-tuned model and one JSON row
-(cnn_pruning.point.run_point); logs one MLflow run tagged method, ratio and seed, with ratio and seed also as
-metrics, so MLflow's chart view can plot test_acc against ratio across the points.
+variant's file (stages/study_variant.py), which holds only what the variant uses. Writes the fine-tuned model and one
+JSON row (cnn_pruning.point.run_point); logs one MLflow run, point-<method>@<ratio>-s<seed>[-<variant>], whose
+params method, ratio, seed and variant let MLflow's Compare and chart views plot test_acc against them.
 """
 
 import json
@@ -51,10 +51,13 @@ def main(method: str, ratio: float | None, seed: int, variant: str, settings: st
         own.update(how)
     ds = dataset.load(data)
     base_model, _ = load_checkpoint(base)
-    tags = {**tracking.model_tags(method, ratio, prune["base"]), "seed": seed,
-            **({} if control else {"variant": variant}), **device_tags(pick_device(recipe.device))}
+    coords = tracking.coordinates(method=method, ratio=ratio or 0.0, base_optimizer=prune["base"], seed=seed,
+                                  depth=base_model.depth, dataset=ds.name, variant=None if control else variant)
     name = study.point_name(method, ratio, seed, variant)
-    with tracking.stage_run("study_point", f"point-{name}", params=own, tags=tags, data=ds) as run:
+    with tracking.stage_run("study_point", tracking.run_name("point", method, ratio, seed, variant),
+                            params={k: v for k, v in own.items() if k not in coords}, coords=coords,
+                            tags=device_tags(pick_device(recipe.device)), data=ds, splits=("train", "val", "test"),
+                            system_metrics=True) as run:
         tuned, row = point.run_point(
             base_model, ds, runs, ratio, seed, options, recipe, finetune["optimizer"], finetune["optimizer_params"],
             scratch=scratch, resume_path=resume, resume_key=files.fingerprint(own, files.md5_of(data), files.md5_of(base)),
@@ -65,9 +68,9 @@ def main(method: str, ratio: float | None, seed: int, variant: str, settings: st
                                             "stage": "study_point", "test_acc": row["test_acc"]})
         files.write_json(metrics, row)
         files.remove(resume)  # finished: a rerun starts from scratch
-        run.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float)) and v is not None})
+        run.log_results(row, skip=("ratio", "seed"))  # params of the run
         run.log_model(model)
-        run.log_artifacts(metrics)
+        run.log_artifacts(named={"metrics.json": metrics})
     print(f"point-{name}: test_acc {row['acc_after_prune']:.4f} after one-shot pruning -> {row['test_acc']:.4f} after "
           f"{row['epochs']} fine-tune epochs ({variant}); {row['nonzero_params']} nonzero params, MACs reduced "
           f"{row['macs_reduction']:.2f}x, {row['size_bytes']} B stored; {row['finetune_seconds']:.0f} s fine-tuning, "

@@ -27,9 +27,13 @@ def main(points: str, speed: str, methods: str, summary: str, remedies: str, met
          charts_dir: str) -> None:
     section = params.section("study")
     cfg = schema.build(StudyConfig, section)
-    with tracking.stage_run("study", "study", params=section) as run:
+    prune = params.section("prune")
+    everything = params.load_params()  # depth and data: for MLflow's Compare only, they decide no output
+    coords = tracking.coordinates(base_optimizer=prune["base"], depth=everything["model"]["depth"],
+                                  dataset=everything["data"]["name"])
+    with tracking.stage_run("study", "study", params=section, coords=coords) as run:
         rows_of_points, control, timed = study_report.collect(points, speed, cfg)
-        rows = study_report.summary(rows_of_points, control, timed, cfg, params.section("prune")["options"])
+        rows = study_report.summary(rows_of_points, control, timed, cfg, prune["options"])
         tied = study_report.ties(rows_of_points, cfg)
         found = study_report.answers(rows)
         ctrl = rows[0]
@@ -58,6 +62,7 @@ def main(points: str, speed: str, methods: str, summary: str, remedies: str, met
         run.log_metrics({f"{c['method']}.{c['ratio']}.{c['variant']}.gap_closed": c["gap_closed"] for c in cures
                          if c["gap_closed"] is not None})
         run.log_artifacts(summary, remedies, metrics, report, *tables, *drawn)
+        run.log_table(rows, "summary")
     for series, ratio in found.items():
         print(f"study: {series}: largest ratio within {cfg.tolerance:g} pt of the control: {ratio}")
 

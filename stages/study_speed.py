@@ -27,9 +27,11 @@ def main(method: str, ratio: float, data: str, base: str, out: str, scratch: str
     _, options = pruning.validate(runs, ratio, options)
     ds = dataset.load(data)
     base_model, _ = load_checkpoint(base)
-    own = {**section, "method": method, "runs": runs, "ratio": ratio, "base": prune["base"], "options": options}
-    with tracking.stage_run("study_speed", f"speed-{method}-{ratio}", params=own,
-                            tags=tracking.model_tags(method, ratio, prune["base"]), data=ds) as run:
+    own = {**section, "runs": runs, "options": options}
+    coords = tracking.coordinates(method=method, ratio=ratio, base_optimizer=prune["base"], depth=base_model.depth,
+                                  dataset=ds.name)
+    with tracking.stage_run("study_speed", tracking.run_name("speed", method, ratio), params=own, coords=coords,
+                            data=ds, splits=("test",)) as run:
         model = pruning.prune(base_model, runs, ratio, **options).model
         metrics, _ = evaluation.compare(
             model, base_model, ds.test, export_path=Path(scratch) / "model.rz", base_export_path=Path(scratch) / "base.rz",
@@ -39,9 +41,8 @@ def main(method: str, ratio: float, data: str, base: str, out: str, scratch: str
         row = {"method": method, "ratio": ratio, "base": prune["base"],
                **{k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}}
         files.write_json(out, row)
-        run.log_metrics({k: v for k, v in row.items() if k != "ratio"})
-        run.set_tags({"device": row["device"], "threads": row["threads"], "runtime": row["runtime"]})
-        run.log_artifacts(out)
+        run.log_results(row, skip=("ratio",))  # ratio: a param of the run
+        run.log_artifacts(named={"speed.json": out})
     print(f"study_speed-{method}-{ratio}: speedup {row['speedup']:.2f}x at batch {cfg.batch_size}, "
           f"{row['speedup_b1']:.2f}x at batch 1 on {row['runtime']} ({row['device']})")
 

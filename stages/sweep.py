@@ -38,24 +38,25 @@ def main(method: str, data: str, base: str, out: str, scratch: str) -> None:
     test = ds.test
     if cfg.eval_images is not None and cfg.eval_images < len(test.labels):
         test = dataset.subset(test, splits.stratified_indices(test.labels, cfg.eval_images, seed=0))
-    own = {**section, "method": method, "runs": runs, "base": optimizer, "options": pruning.defaults(runs) | options}
+    own = {**section, "runs": runs, "options": pruning.defaults(runs) | options}
     device = pick_device(cfg.device)
-    tags = {"method": method, "base_optimizer": optimizer, "ratios": cfg.ratios, "runtime": cfg.runtime,
-            **device_tags(device), "threads": cfg.threads or torch.get_num_threads()}
-    with tracking.stage_run("sweep", f"sweep-{method}", params=own, tags=tags, data=ds) as run:
+    tags = {"runtime": cfg.runtime, **device_tags(device), "threads": cfg.threads or torch.get_num_threads()}
+    coords = tracking.coordinates(method=method, base_optimizer=optimizer, depth=base_model.depth, dataset=ds.name)
+    with tracking.stage_run("sweep", tracking.run_name("sweep", method), params=own, tags=tags, coords=coords,
+                            data=ds, splits=("test",)) as run:
         rows = evaluation.sweep(base_model, runs, cfg.ratios, options, test, scratch, name=method, runtime=cfg.runtime,
                                 batch_size=cfg.batch_size, rounds=cfg.rounds, warmup=speed.CHEAP["warmup"],
                                 device=str(device), threads=cfg.threads)
         rows = [{**{k: r.get(k) for k in COLUMNS}, "timed_batch_size": cfg.batch_size,
                  "timed_rounds": cfg.rounds, "eval_images": len(test.labels)} for r in rows]
         for row in rows:
-            run.log_metrics({k: v for k, v in row.items() if k not in ("method", "ratio", "runtime", "device")},
+            run.log_metrics({k: v for k, v in row.items() if k not in ("ratio", *tracking.RUN_CONSTANTS)},
                             step=round(row["ratio"] * 100))  # MLflow steps are integers: the ratio in percent
             print(f"sweep-{method} ratio {row['ratio']}: acc {row['test_acc']:.4f}, params {row['params']}, "
                   f"size {row['size_ratio']:.2f}x smaller, speedup {row['speedup']:.2f}x")
         files.write_csv(out, rows, COLUMNS)
         shutil.rmtree(scratch, ignore_errors=True)
-        run.log_artifacts(out)
+        run.log_artifacts(named={"sweep.csv": out})
 
 
 parser = pruning_parser(__doc__, "a registered pruning method or a named variant in prune.options")

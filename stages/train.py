@@ -33,7 +33,9 @@ def main(optimizer: str, data: str, **outputs: str) -> None:
     own.update(optimizer=optimizer, optimizer_params=hparams, depth=arch.depth)
     ds = dataset.load(data)
     tags = {"optimizer": optimizer, **device_tags(pick_device(cfg.device))}
-    with tracking.stage_run("train", f"train-{optimizer}", params=own, tags=tags, data=ds) as run:
+    coords = tracking.coordinates(base_optimizer=optimizer, seed=cfg.seed, depth=arch.depth, dataset=ds.name)
+    with tracking.stage_run("train", tracking.run_name("train", optimizer), params=own, tags=tags, coords=coords,
+                            data=ds, splits=("train", "val", "test"), system_metrics=True) as run:
         torch.manual_seed(cfg.seed)
         model = CifarResNet(arch.depth, len(ds.classes), normalization=ds.normalization)
         fit_and_save(model, ds, stage="train", name=optimizer, optimizer=optimizer, hparams=hparams, cfg=cfg,

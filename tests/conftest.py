@@ -183,7 +183,8 @@ def tiny_pipeline(tmp_path_factory, tiny_source) -> Path:
     """One `dvc repro` of the whole pipeline on the tiny source, shared by the tests that only read its outputs."""
     repo = copy_repo(tmp_path_factory.mktemp("pipeline"),
                      {**TINY_OVERRIDES, "data": {**TINY_OVERRIDES["data"], "source": str(tiny_source)}})
-    proc = run(["dvc", "repro"], repo)
+    # System metrics sampled every second (MLflow's default is 10 s), so the tiny stages record some.
+    proc = run(["dvc", "repro"], repo, env=tool_env(MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1"))
     (repo / "repro.log").write_text(proc.stdout + proc.stderr)
     return repo
 

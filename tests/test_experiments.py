@@ -60,9 +60,14 @@ def test_exp_run_ratio_reruns_only_what_depends_on_it(tiny_pipeline, tmp_path):
 
     head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     tagged = [r for r in mlflow_runs(repo) if r.data.tags.get("dvc.exp_name") == "ratio-09"]
-    assert {r.info.run_name for r in tagged} >= {"prune-kmeans_channel", "finetune-magnitude", "report"}
+    assert {r.info.run_name for r in tagged} >= {"prune-kmeans_channel@0.9", "finetune-magnitude@0.9", "report"}
     assert all(r.data.tags["mlflow.source.git.commit"] == head for r in tagged)
     assert all(r.data.tags.get("git.dirty") != "true" for r in tagged)
+    # One parent run for the experiment, named after it; every stage that ran nests under it.
+    [parent] = [r for r in tagged if r.data.tags["stage"] == "pipeline"]
+    assert parent.info.run_name == "ratio-09" and parent.info.status == "FINISHED"
+    assert parent.data.params["prune.ratio"] == "0.9"
+    assert {r.data.tags.get("mlflow.parentRunId") for r in tagged if r is not parent} == {parent.info.run_id}
 
 
 def test_queued_sweep_runs_in_parallel_into_one_store(tiny_pipeline, tmp_path):
@@ -95,11 +100,16 @@ def test_queued_sweep_runs_in_parallel_into_one_store(tiny_pipeline, tmp_path):
     assert len(runs) - before == len(new), "a queued run logged without its experiment name"
     assert all(r.info.status == "FINISHED" for r in new)
     for row in rows:  # every experiment's runs are in the one store, none lost to "database is locked"
-        got = sorted(r.info.run_name for r in new if r.data.tags["dvc.exp_name"] == row["Experiment"])
-        if row["prune.ratio"] == "0.5":  # the baseline's own ratio: everything is cached, nothing runs or logs
+        mine = [r for r in new if r.data.tags["dvc.exp_name"] == row["Experiment"]]
+        got = sorted(r.info.run_name for r in mine)
+        ratio = row["prune.ratio"]
+        if ratio == "0.5":  # the baseline's own ratio: everything is cached, nothing runs or logs, not even a parent
             assert got == [], got
-        else:
-            assert got == ["evaluate-kmeans_channel", "finetune-kmeans_channel", "prune-kmeans_channel", "report"], got
+        else:  # one parent per queued experiment, named after it, holding exactly that experiment's stage runs
+            assert got == sorted([row["Experiment"], f"evaluate-kmeans_channel@{ratio}",
+                                  f"finetune-kmeans_channel@{ratio}", f"prune-kmeans_channel@{ratio}", "report"]), got
+            [parent] = [r for r in mine if r.data.tags["stage"] == "pipeline"]
+            assert {r.data.tags.get("mlflow.parentRunId") for r in mine if r is not parent} == {parent.info.run_id}
     # Two workers really ran side by side: two experiments were in flight at once (first run start to last end).
     spans = {}
     for r in new:
@@ -328,9 +338,11 @@ def test_the_study_answers_per_method_and_logs_each_point(tiny_pipeline):
     assert sorted(p.name for p in (tiny_pipeline / "plots" / "study").iterdir()) == [
         "accuracy_vs_macs.png", "accuracy_vs_ratio.png", "accuracy_vs_size.png", "accuracy_vs_speedup.png"]
     runs = {r.info.run_name: r for r in mlflow_runs(tiny_pipeline)}
-    point = runs["point-random-0.5-1-oneshot"]
-    assert {k: point.data.tags[k] for k in ("stage", "method", "ratio", "seed")} == {
-        "stage": "study_point", "method": "random", "ratio": "0.5", "seed": "1"}
-    assert point.data.metrics["ratio"] == 0.5 and point.data.metrics["seed"] == 1 and "test_acc" in point.data.metrics
+    point = runs["point-random@0.5-s1"]
+    assert point.data.tags["stage"] == "study_point" and "test_acc" in point.data.metrics
+    assert {k: point.data.params[k] for k in ("method", "ratio", "seed", "variant", "base_optimizer")} == {
+        "method": "random", "ratio": "0.5", "seed": "1", "variant": "oneshot", "base_optimizer": "sgd"}
     assert point.data.params["options.seed"] == "1" and point.data.params["finetune.seed"] == "1"
-    assert runs["point-none-0"].data.tags["ratio"] == "" and "study_speed" == runs["speed-random-0.5"].data.tags["stage"]
+    control = runs["point-none-s0"].data.params
+    assert control["ratio"] == "0.0" and control["seed"] == "0" and "variant" not in control
+    assert "study_speed" == runs["speed-random@0.5"].data.tags["stage"]

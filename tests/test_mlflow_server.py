@@ -31,13 +31,13 @@ EXPERIMENT = "resnet20-cifar10"
 EXPECTED_RUNS = {
     "download": "download",
     "train-sgd": "train",
-    "prune-magnitude": "prune",
-    "finetune-magnitude": "finetune",
-    "evaluate_base-sgd": "evaluate", "evaluate-magnitude": "evaluate",
+    "prune-magnitude@0.5": "prune",
+    "finetune-magnitude@0.5": "finetune",
+    "evaluate_base-sgd": "evaluate", "evaluate-magnitude@0.5": "evaluate",
     "sweep-magnitude": "sweep",
     "report": "report",
-    "point-none-0": "study_point", "point-magnitude-0.5-0-oneshot": "study_point",
-    "speed-magnitude-0.5": "study_speed",
+    "point-none-s0": "study_point", "point-magnitude@0.5-s0": "study_point",
+    "speed-magnitude@0.5": "study_speed",
     "study": "study",
 }
 
@@ -170,9 +170,13 @@ def test_every_stage_logs_one_finished_run_into_the_server(repo, server, served_
     exp, runs = served_repro
     # Artifacts are proxied: the experiment's root is the server's mlflow-artifacts:/ scheme, not a local path.
     assert exp["artifact_location"].startswith("mlflow-artifacts:"), exp
+    commit = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    [parent] = [r for r in runs if kv(r["data"].get("tags"))["stage"] == "pipeline"]  # the one `dvc repro`
+    assert parent["info"]["run_name"] == f"repro-{commit[:7]}" and parent["info"]["status"] == "FINISHED"
+    runs = [r for r in runs if r is not parent]
     names = sorted(r["info"]["run_name"] for r in runs)
     assert names == sorted(EXPECTED_RUNS), names  # exactly one run per stage, none twice
-    commit = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    assert {kv(r["data"].get("tags"))["mlflow.parentRunId"] for r in runs} == {parent["info"]["run_id"]}
     for r in runs:
         info, tags = r["info"], kv(r["data"].get("tags"))
         assert info["status"] == "FINISHED", info
@@ -195,14 +199,26 @@ def test_train_run_has_epoch_metrics_params_and_artifacts_on_the_server(repo, se
     assert [m["step"] for m in history] == [1] and 0 <= history[0]["value"] <= 1
     listed = api(uri, "artifacts/list", run_id=run_id)
     files = {f["path"]: f for f in listed.get("files", [])}
-    assert {"sgd.csv", "sgd.png"} <= files.keys(), listed
+    assert {"history.csv", "curves.png"} <= files.keys(), listed
     # The bytes went through the server into its artifact directory, and come back identical over HTTP.
     local = (repo / "plots" / "train" / "sgd.csv").read_bytes()
-    stored = server["dir"] / "artifacts" / exp["experiment_id"] / run_id / "artifacts" / "sgd.csv"
+    stored = server["dir"] / "artifacts" / exp["experiment_id"] / run_id / "artifacts" / "history.csv"
     assert stored.read_bytes() == local
-    query = urllib.parse.urlencode({"path": "sgd.csv", "run_uuid": run_id})
+    query = urllib.parse.urlencode({"path": "history.csv", "run_uuid": run_id})
     with urllib.request.urlopen(f"{uri}/get-artifact?{query}", timeout=30) as resp:
         assert resp.read() == local
+
+
+def test_evaluated_models_are_logged_models_on_the_server(repo, server, served_repro):
+    """The ONNX models go through the server's artifact proxy like any artifact, and come back as files."""
+    from mlflow.tracking import MlflowClient
+    exp, runs = served_repro
+    client = MlflowClient(tracking_uri=server["uri"])
+    logged = client.search_logged_models([exp["experiment_id"]])
+    names = {r["info"]["run_id"]: r["info"]["run_name"] for r in runs}
+    assert sorted(names[m.source_run_id] for m in logged) == ["evaluate-magnitude@0.5", "evaluate_base-sgd"]
+    listed = {a.path for a in client.list_logged_model_artifacts(logged[0].model_id)}
+    assert {"MLmodel", "model.onnx"} <= listed, listed
 
 
 def test_start_again_reuses_the_running_server_and_stop_kills_it(server, served_repro):
@@ -220,3 +236,4 @@ def test_start_again_reuses_the_running_server_and_stop_kills_it(server, served_
         os.kill(pid, 0)
     with pytest.raises((urllib.error.URLError, OSError)):
         urllib.request.urlopen(f"{uri}/health", timeout=5)
+

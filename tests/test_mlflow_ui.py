@@ -1,9 +1,9 @@
-"""The MLflow UI, for real: a headless Chromium renders the runs page of a run that tracking.stage_run logged.
+"""The MLflow UI, for real: a headless Chromium renders the pages a user lands on, over runs tracking.stage_run logged.
 
 The UI is a single-page app: the runs exist in the page only after its JavaScript has fetched them from the
-server's REST API and rendered the table, so finding the run name in the rendered DOM means the server, the API
-and the front end all work on a store this project wrote. Skipped where Debian's chromium is not installed
-(`apt-get install -y chromium`).
+server's REST API and rendered them, so finding a run's name in the rendered DOM means the server, the API and the
+front end all work on a store this project wrote. `.ci/run` installs Debian's chromium, so CI runs these; elsewhere
+they are skipped without it (`apt-get install -y chromium`).
 """
 
 from __future__ import annotations
@@ -18,14 +18,18 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
 from cnn_pruning import tracking
+from cnn_pruning.datasets.dataset import Dataset, Split
 from conftest import free_port, tool_env
 
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium)")
+# .ci/run installs chromium and sets CNN_PRUNING_REQUIRE_BROWSER: there a missing browser fails instead of skipping.
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CNN_PRUNING_REQUIRE_BROWSER"),
+                                reason="needs /usr/bin/chromium (apt-get install -y chromium)")
 
 EXPERIMENT = "ui-check"
 
@@ -45,17 +49,28 @@ def wait_for_health(uri: str, proc: subprocess.Popen, log: Path, timeout: float 
 
 @pytest.fixture
 def logged_run(tmp_path, monkeypatch):
-    """One run logged by tracking.stage_run into a fresh SQLite store: (store URI, experiment id, run name)."""
+    """Two stage runs of one pipeline invocation (as `dvc exp run -n <name>` logs them), with the data they read, in a
+    fresh SQLite store: (store URI, experiment id, parent name, {stage run name: run id})."""
     store = f"sqlite:///{tmp_path / 'ui.db'}"
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
+    parent = f"ratio-{uuid.uuid4().hex[:8]}"  # unique: it can only be in the page if the UI rendered it
+    monkeypatch.setenv("DVC_EXP_NAME", parent)
+    monkeypatch.setenv(tracking.INVOCATION_ENV, parent)
     monkeypatch.chdir(tmp_path)
-    run_name = f"train-ui-{uuid.uuid4().hex[:8]}"  # unique: it can only be in the page if the UI rendered it
-    with tracking.stage_run("train", run_name, params={"epochs": 1}, tags={"optimizer": "sgd"}) as run:
-        run.log_metrics({"val_acc": 0.5}, step=1)
+    rng = np.random.default_rng(0)
+    split = lambda n: Split(rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))  # noqa: E731
+    data = Dataset(split(20), split(5), split(8), tuple("abcdefghij"), str(tmp_path / "cifar10.tar.gz"), None)
+    children = {}
+    for method in ("magnitude", "l2_unit"):
+        name = tracking.run_name("finetune", method, 0.9)
+        with tracking.stage_run("finetune", name, params={"epochs": 1}, data=data, splits=("train", "val", "test"),
+                                coords=tracking.coordinates(method=method, ratio=0.9)) as run:
+            run.log_metrics({"val_acc": 0.5}, step=1)
+        children[name] = run.run_id
     exp = MlflowClient(tracking_uri=store).get_experiment_by_name(EXPERIMENT)
-    return store, exp.experiment_id, run_name
+    return store, exp.experiment_id, parent, children
 
 
 @pytest.fixture
@@ -95,12 +110,33 @@ def render(url: str, profile: Path) -> str:
     return proc.stdout
 
 
-def test_the_ui_lists_a_run_logged_by_stage_run(tmp_path, logged_run, ui_server):
-    _, exp_id, run_name = logged_run
-    url = f"{ui_server}/#/experiments/{exp_id}/runs"
-    dom = render(url, tmp_path / "profile-1")
-    if run_name not in dom:  # a slow first API answer on a busy machine: one more try with a fresh profile
-        dom = render(url, tmp_path / "profile-2")
-    assert run_name in dom, f"{run_name} not rendered; page text starts:\n{dom[:3000]}"
+def rendered(url: str, expected: str, profile: Path) -> str:
+    dom = render(url, profile / "1")
+    if expected not in dom:  # a slow first API answer on a busy machine: one more try with a fresh profile
+        dom = render(url, profile / "2")
+    assert expected in dom, f"{expected} not rendered at {url}; page text starts:\n{dom[:3000]}"
+    return dom
+
+
+def test_the_experiment_page_shows_the_parent_run_with_its_data(tmp_path, logged_run, ui_server):
+    _, exp_id, parent, children = logged_run
+    url = tracking.ui_url(ui_server)  # what `make mlflow-ui` prints: the Model-training view of the experiment
+    assert url == f"{ui_server}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
+    dom = rendered(url, parent, tmp_path / "profile")
     assert EXPERIMENT in dom  # the breadcrumb names the experiment
-    assert re.search(r"<strong>1</strong>\s*matching run", dom), "the footer should count exactly one run"
+    assert "Run Name" in dom and "Dataset" in dom  # the runs table, not the GenAI overview
+    assert "cifar10-train" in dom  # the Dataset column of the parent's row: the data its stages read
+    assert re.search(r"<strong>3</strong>\s*matching runs", dom), "the parent and its two stage runs"
+    for name in children:  # nested: folded under the parent's expander until it is opened
+        assert name not in dom
+
+
+def test_a_stage_run_page_shows_its_parent_and_its_three_datasets(tmp_path, logged_run, ui_server):
+    _, exp_id, parent, children = logged_run
+    name, run_id = next(iter(children.items()))
+    dom = rendered(f"{ui_server}/#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning", name,
+                   tmp_path / "profile")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<style.*?</style>", " ", dom, flags=re.S)))
+    assert re.search(rf"Parent run {re.escape(parent)}", text), text[:3000]
+    assert re.search(r"Datasets cifar10-train \([0-9a-f]{8}\) training \+2", text), text[:3000]
+    assert re.search(r"Parameters \(3\) Parameter Value epochs 1 method magnitude ratio 0.9", text), text[:3000]

@@ -53,14 +53,21 @@ def test_mlflow_holds_one_run_per_stage_with_tags_and_epoch_metrics(tiny_pipelin
     client = MlflowClient(tracking_uri=f"sqlite:///{tiny_pipeline / 'mlflow.db'}")
     exp = client.get_experiment_by_name("resnet20-cifar10")
     assert exp is not None and exp.artifact_location.startswith((tiny_pipeline / "mlartifacts").as_uri())
-    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    everything = client.search_runs([exp.experiment_id], max_results=1000)
+    commit = run(["git", "rev-parse", "HEAD"], tiny_pipeline).stdout.strip()
+    # One `dvc repro`: one parent run, named after the commit, every stage run nested under it.
+    [parent] = [r for r in everything if r.data.tags["stage"] == "pipeline"]
+    assert parent.info.run_name == f"repro-{commit[:7]}" and parent.info.status == "FINISHED"
+    assert parent.data.params["prune.ratio"] == "0.5" and parent.data.params["train.epochs"] == "1"
+    runs = [r for r in everything if r is not parent]
+    assert {r.data.tags.get("mlflow.parentRunId") for r in runs} == {parent.info.run_id}
     names = sorted(r.info.run_name for r in runs)
     assert {"download", "train-adam", "train-sgd", "train-adamax", "report"} <= set(names)
-    for m in METHODS:
-        assert {f"prune-{m}", f"finetune-{m}", f"evaluate-{m}"} <= set(names)
+    for m in METHODS[1:]:
+        assert {f"prune-{m}@0.5", f"finetune-{m}@0.5", f"evaluate-{m}@0.5"} <= set(names)
+    assert {"prune-none", "finetune-none", "evaluate-none"} <= set(names)  # the control has no ratio
     assert {f"sweep-{m}" for m in METHODS[1:]} <= set(names)
     assert len(names) == len(set(names)), f"a stage logged twice: {names}"
-    commit = run(["git", "rev-parse", "HEAD"], tiny_pipeline).stdout.strip()
     for r in runs:
         assert r.info.status == "FINISHED"
         tags = r.data.tags
@@ -69,17 +76,73 @@ def test_mlflow_holds_one_run_per_stage_with_tags_and_epoch_metrics(tiny_pipelin
         if r.info.run_name not in ("report", "study"):  # every stage that loads the dataset says where it came from
             source_md5 = json.loads((tiny_pipeline / "metrics" / "data.json").read_text())["source_md5"]
             assert tags["data.source"].endswith("cifar-tiny.tar.gz") and tags["data.source_md5"] == source_md5
-    magnitude = next(r for r in runs if r.info.run_name == "prune-magnitude")
+    by_name = {r.info.run_name: r for r in runs}
+    magnitude = by_name["prune-magnitude@0.5"]
     assert magnitude.data.params["options.scope"] == "global"  # the options in effect, defaults from the code
-    sgd = next(r for r in runs if r.info.run_name == "train-sgd")
+    sgd = by_name["train-sgd"]
     assert sgd.data.tags["optimizer"] == "sgd" and sgd.data.tags["device"] == "cpu"
     assert sgd.data.tags["model_md5"] == _dvc_md5(tiny_pipeline, "models/base/sgd.pt")
     assert sgd.data.params["optimizer_params.lr"] == "0.1" and sgd.data.params["epochs"] == "1"
     assert "optimizer_params.betas" not in sgd.data.params  # only this optimizer's own settings
     history = client.get_metric_history(sgd.info.run_id, "val_acc")
     assert [m.step for m in history] == [1]
-    artifacts = {a.path for a in client.list_artifacts(sgd.info.run_id)}
-    assert {"sgd.csv", "sgd.png"} <= artifacts
+    assert {"history.csv", "curves.png", "metrics.json", "timing.json"} <= {
+        a.path for a in client.list_artifacts(sgd.info.run_id)}
+
+
+def test_mlflow_runs_compare_by_params_and_name_their_datasets(tiny_pipeline):
+    client = MlflowClient(tracking_uri=f"sqlite:///{tiny_pipeline / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("resnet20-cifar10")
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id], max_results=1000)}
+    # The coordinates of a run are params (Compare plots over them), the same on every stage that has them.
+    coords = {"method": "magnitude", "ratio": "0.5", "base_optimizer": "sgd", "depth": "20", "dataset": "cifar10"}
+    for name in ("prune-magnitude@0.5", "finetune-magnitude@0.5", "evaluate-magnitude@0.5"):
+        assert coords.items() <= runs[name].data.params.items(), name
+    assert runs["finetune-magnitude@0.5"].data.params["seed"] == "0"
+    assert runs["finetune-none"].data.params["ratio"] == "0.0" and runs["finetune-none"].data.params["method"] == "none"
+    assert runs["report"].data.params["ratio"] == "0.5"
+    # Constants of the machine or run are tags, not one-point metrics; results are metrics.
+    for r in runs.values():
+        assert not {"threads", "load_avg_1m", "dvc_queue_workers", "batch_size", "ratio"} & r.data.metrics.keys(), \
+            r.info.run_name
+    evaluate = runs["evaluate-magnitude@0.5"]
+    assert {"test_acc", "speedup", "size_ratio", "macs"} <= evaluate.data.metrics.keys()
+    assert evaluate.data.tags["threads"] and evaluate.data.tags["runtime"] == "pytorch"
+    # Artifacts have the same names in every run of a stage, so Compare lines them up.
+    finetuned = [r for n, r in runs.items() if n.startswith("finetune-")]
+    listed = [sorted(a.path for a in client.list_artifacts(r.info.run_id)) for r in finetuned]
+    assert all(names == listed[0] for names in listed) and "metrics.json" in listed[0]
+    # One dataset per split, each with its own digest and context; the stage logs the splits it reads.
+    train = runs["train-sgd"].inputs.dataset_inputs
+    contexts = {d.dataset.name: {t.key: t.value for t in d.tags}["mlflow.data.context"] for d in train}
+    assert contexts == {"cifar10-train": "training", "cifar10-val": "validation", "cifar10-test": "test"}
+    assert len({d.dataset.digest for d in train}) == 3
+    sizes = {d.dataset.name: json.loads(d.dataset.profile)["num_rows"] for d in train}
+    assert sizes == {"cifar10-train": 250, "cifar10-val": 50, "cifar10-test": 100}
+    assert all(d.dataset.source_type == "local" and "cifar-tiny.tar.gz" in d.dataset.source for d in train)
+    assert [d.dataset.name for d in runs["evaluate-magnitude@0.5"].inputs.dataset_inputs] == ["cifar10-test"]
+    # System metrics (sampled every second in this fixture) on the runs that train.
+    trained = [r for n, r in runs.items() if n.startswith(("train-", "finetune-"))]
+    assert any("system/cpu_utilization_percentage" in r.data.metrics for r in trained)
+    assert not any(k.startswith("system/") for k in runs["evaluate-magnitude@0.5"].data.metrics)
+    # The report's table is an MLflow table.
+    tables = [a.path for a in client.list_artifacts(runs["report"].info.run_id, "tables")]
+    assert sorted(tables) == ["tables/deploy.json", "tables/summary.json"]
+
+
+def test_every_evaluated_model_is_an_onnx_file_and_an_mlflow_model(tiny_pipeline):
+    client = MlflowClient(tracking_uri=f"sqlite:///{tiny_pipeline / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("resnet20-cifar10")
+    runs = {r.info.run_id: r.info.run_name for r in client.search_runs([exp.experiment_id], max_results=1000)}
+    logged = client.search_logged_models([exp.experiment_id])
+    expected = {f"evaluate-{m}@0.5" for m in METHODS[1:]} | {"evaluate-none"} | {
+        f"evaluate_base-{o}" for o in OPTIMIZERS}
+    assert sorted(runs[m.source_run_id] for m in logged) == sorted(expected)
+    for m in logged:
+        assert str(m.status).endswith("READY")
+        assert {"test_acc", "speedup", "size_ratio"} <= {x.key for x in m.metrics}
+    for name in (*METHODS, *(f"base-{o}" for o in OPTIMIZERS)):
+        assert (tiny_pipeline / "models" / "onnx" / f"{name}.onnx").stat().st_size > 10_000
 
 
 def _dvc_md5(repo, out):

@@ -62,3 +62,24 @@ def test_markdown_and_tradeoff(tmp_path):
     assert report.markdown([], {}) == "# Results\n\nNo evaluated models yet.\n"
     points = report.tradeoff(rows)
     assert list(points[0]) == list(report.TRADEOFF_COLUMNS) and json.dumps(points)
+
+
+def test_deploy_choices_pick_within_one_point_of_the_control():
+    row = lambda model, method, acc, size, speed: {"model": model, "method": method, "test_acc": acc,  # noqa: E731
+                                                    "size_ratio": size, "speedup": speed}
+    rows = [row("base-sgd", "base", 0.95, 1.0, 1.0), row("none", "none", 0.90, 1.0, 1.0),
+            row("magnitude", "magnitude", 0.895, 8.0, 1.0),       # within 1 point: the smallest
+            row("l2_unit", "l2_unit", 0.892, 2.0, 1.8),           # within 1 point: the fastest
+            row("kmeans_channel", "kmeans_channel", 0.85, 20.0, 5.0)]   # smaller and faster, but 5 points down
+    assert [(c["goal"], c["model"]) for c in report.deploy_choices(rows)] == [
+        ("smallest within 1 point of the control", "magnitude"), ("fastest within 1 point of the control", "l2_unit"),
+        ("most accurate", "none")]  # the base is not a fine-tuned candidate
+    no_control = [r for r in rows if r["method"] != "none"]
+    assert [c["goal"] for c in report.deploy_choices(no_control)] == ["most accurate"]
+    assert report.deploy_choices([]) == []
+    md = report.markdown([{**r, "ratio": None, "base": "sgd", "acc_before_prune": None, "acc_after_prune": None,
+                           "acc_after_finetune": r["test_acc"], "params": 1, "nonzero_params": 1, "macs": 1e6,
+                           "size_bytes": 1024, "speedup_b1": 1.0, "images_per_s": 1.0, "batch_size": 256,
+                           "runtime": "pytorch", "device": "cpu", "threads": 2, "architecture": "ResNet20",
+                           "dataset": "CIFAR-10"} for r in rows], {})
+    assert "| smallest within 1 point of the control | magnitude | 89.50 | 8.00x | 1.00x | models/onnx/magnitude.onnx |" in md

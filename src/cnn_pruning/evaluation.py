@@ -131,9 +131,8 @@ def evaluate_and_save(name: str, model_path: str, base_path: str, cfg: EvaluateC
     metrics = {**labels, "architecture": model.name, "dataset": ds.title, **metrics}
     files.write_json(outputs.metrics, metrics)
     files.write_json(outputs.timing, timing)
-    run.log_metrics({k: v for k, v in metrics.items() if k not in ("ratio", "threads", "timed_rounds")})
-    run.set_tags({"device": metrics["device"], "threads": metrics["threads"], "runtime": metrics["runtime"]})
-    run.log_artifacts(outputs.metrics, outputs.timing)
+    run.log_results(metrics, skip=("ratio",))  # ratio: a param of the run
+    run.log_artifacts(named={"metrics.json": outputs.metrics, "timing.json": outputs.timing})
     print(f"evaluate-{name}: test_acc {metrics['test_acc']:.4f} (base {metrics['base_test_acc']:.4f}), "
           f"params {metrics['params']}, MACs {metrics['macs']}, size {metrics['size_bytes']} B "
           f"({metrics['size_ratio']:.2f}x smaller), speedup {metrics['speedup']:.2f}x at batch {cfg.batch_size} "

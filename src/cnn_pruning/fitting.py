@@ -64,9 +64,10 @@ def fit_and_save(model: CifarResNet, ds: Dataset, *, stage: str, name: str, opti
     files.write_csv(outputs.history, history, HISTORY_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in history[0]))
     charts.plot_history(history, outputs.chart,
                         f"{model.name} on {ds.title}, {stage} {name}: loss and accuracy per epoch")
-    run.log_metrics({k: v for k, v in {**metrics, **timing}.items() if k not in ("epochs", "best_val_epoch")})
+    run.log_results({**metrics, **timing}, skip=("best_val_epoch", "ratio"))  # ratio: a param of the run
     run.log_model(outputs.model)
-    run.log_artifacts(outputs.metrics, outputs.timing, outputs.history, outputs.chart)
+    run.log_artifacts(named={"metrics.json": outputs.metrics, "timing.json": outputs.timing,
+                             "history.csv": outputs.history, "curves.png": outputs.chart})
     files.remove(outputs.resume)  # finished: the next run must start from scratch, not resume
     print(f"{stage}-{name}: test_acc {test_acc:.4f}, best val_acc {best['val_acc']:.4f} (epoch {best['epoch']})")
     return metrics

@@ -115,6 +115,14 @@ def markdown(rows: list[dict], results: dict) -> str:
               "assignments, or plain smaller tensors; xz on top). *size ratio*: the base's export / this one.",
               "- *speedup*: median base time / median model time, timed in the same process (base = 1.00x by "
               "construction, its row shows its own images/s)."]
+    choices = deploy_choices(rows)
+    if choices:
+        lines += ["", "## Which model to deploy", "",
+                  "Each is an ONNX file (uint8 images N×32×32×3 in, logits out) and an MLflow model logged to its "
+                  "evaluate run.", "", "| goal | model | test acc (%) | size ratio | speedup | ONNX file |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {c['goal']} | {c['model']} | {_pct(c['test_acc'])} | {c['size_ratio']:.2f}x | "
+                  f"{c['speedup']:.2f}x | models/onnx/{c['model']}.onnx |" for c in choices]
     if results.get("sweep"):
         lines += ["", "## Sweep (pruned, not fine-tuned)", "",
                   "| method | ratio | test acc (%) | params | MACs (M) | size ratio | speedup |", "|---|---|---|---|---|---|---|"]
@@ -123,6 +131,26 @@ def markdown(rows: list[dict], results: dict) -> str:
                 lines.append(f"| {method} | {p['ratio']:g} | {_pct(p['test_acc'])} | {int(p['params']):,} | "
                              f"{p['macs'] / 1e6:.2f} | {p['size_ratio']:.2f}x | {p['speedup']:.2f}x |")
     return "\n".join(lines) + "\n"
+
+
+DEPLOY_TOLERANCE = 0.01  # "as accurate as the control": within 1 point of its test accuracy
+
+
+def deploy_choices(rows: list[dict], tolerance: float = DEPLOY_TOLERANCE) -> list[dict]:
+    """Which fine-tuned model to deploy for which goal: the smallest and the fastest of those within `tolerance` of
+    the control's test accuracy, and the most accurate of all. Without a control (or nothing within reach of it),
+    the smallest and fastest are not chosen: a model that loses more than the tolerance is not a like-for-like
+    replacement. Each: goal, model, test_acc, size_ratio, speedup."""
+    tuned = [r for r in rows if r["method"] != "base"]
+    control = next((r for r in tuned if r["method"] == "none"), None)
+    choices = []
+    if control is not None:
+        close = [r for r in tuned if r["test_acc"] >= control["test_acc"] - tolerance]
+        choices += [("smallest within 1 point of the control", max(close, key=lambda r: r["size_ratio"])),
+                    ("fastest within 1 point of the control", max(close, key=lambda r: r["speedup"]))]
+    if tuned:
+        choices.append(("most accurate", max(tuned, key=lambda r: r["test_acc"])))
+    return [{"goal": goal, **{k: r[k] for k in ("model", "test_acc", "size_ratio", "speedup")}} for goal, r in choices]
 
 
 def tradeoff(rows: list[dict]) -> list[dict]:
