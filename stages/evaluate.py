@@ -2,8 +2,8 @@
 
     python stages/evaluate.py kmeans_channel --data data/cifar10.npz --model models/finetuned/kmeans_channel.pt \
         --base models/base/sgd.pt --export models/compact/kmeans_channel.rz \
-        --onnx models/onnx/kmeans_channel.onnx --metrics metrics/evaluate/kmeans_channel.json --timing metrics/evaluate/kmeans_channel.timing.json \
-        --scratch checkpoints/evaluate/kmeans_channel-base.rz
+        --onnx models/onnx/kmeans_channel.onnx --metrics metrics/evaluate/kmeans_channel.json \
+        --timing metrics/evaluate/kmeans_channel.timing.json --scratch checkpoints/evaluate/kmeans_channel-base.rz
 
 Reads params.yaml's evaluate section. Both models are timed interleaved in this process on `evaluate.runtime`.
 Writes the metrics (method, ratio, base optimizer, accuracy and per-class accuracy, params, MACs, stored size,

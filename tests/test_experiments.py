@@ -270,7 +270,8 @@ def test_exp_run_depth_56_reruns_train_and_everything_after_it(tiny_pipeline, tm
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("resnet56-cifar10").experiment_id])
     assert {r.data.tags.get("dvc.exp_name") for r in runs} == {"depth-56"}
-    assert {"train-sgd", "finetune-l2_unit", "report"} <= {r.info.run_name for r in runs}
+    assert {"depth-56", "train-sgd", "finetune-l2_unit@0.5", "report"} <= {r.info.run_name for r in runs}
+    assert {r.data.params["depth"] for r in runs if r.info.run_name.startswith(("train-", "finetune-"))} == {"56"}
 
 
 def test_exp_run_cifar100_reruns_everything_after_download_on_100_classes(tiny_pipeline, tmp_path):

@@ -223,17 +223,18 @@ def _proc_stat(pid: int) -> tuple[int, str] | None:
 
 def _dvc_process() -> str | None:
     """'<pid>-<start ticks>' of the nearest ancestor process that is `dvc` (`dvc repro`, `dvc exp run`, a queue
-    worker's `dvc exp exec-run`); pid and start time together name it uniquely while the machine is up."""
+    worker's `dvc exp exec-run`; run as `dvc ...`, `python .../bin/dvc ...` or `python -m dvc ...`); pid and start
+    time together name it uniquely while the machine is up."""
     pid = os.getppid()
     while pid > 1:
         stat = _proc_stat(pid)
         if stat is None:
             return None
         try:
-            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2]
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:3]
         except OSError:
             return None
-        if any(os.path.basename(a) == b"dvc" for a in args):
+        if any(os.path.basename(a) == b"dvc" for a in args[:2]) or args[1:3] == [b"-m", b"dvc"]:
             return f"{pid}-{stat[1]}"
         pid = stat[0]
     return None
