@@ -120,7 +120,7 @@ def test_stage_runs_of_one_invocation_nest_under_one_parent(project, monkeypatch
     parents, children = parents_and_children(project)
     assert len(parents) == 2
     first, second = sorted(parents, key=lambda p: p.info.start_time)
-    assert first.info.run_name == second.info.run_name == "lucky-lynx"  # named after the DVC experiment
+    assert (first.info.run_name, second.info.run_name) == ("first", "second")  # named after the chosen id
     assert first.info.status == "FINISHED" and second.info.status == "FAILED"  # its last stage's outcome
     assert first.data.params == {"tracking.experiment": "unit-tests"}  # the whole params.yaml
     nested = {c.info.run_name: c.data.tags["mlflow.parentRunId"] for c in children}
@@ -143,6 +143,7 @@ def test_a_stage_in_another_process_nests_under_the_finished_parent(project):
         subprocess.run([str(script)], cwd=project, env=env, check=True, capture_output=True, timeout=300)
     parents, children = parents_and_children(project)
     assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)
+    assert {p.info.run_name for p in parents} == {"lucky-lynx"}  # named after the DVC experiment
     groups = {}
     for c in children:
         groups.setdefault(c.data.tags["mlflow.parentRunId"], []).append(c.info.run_name)

@@ -245,16 +245,17 @@ def invocation() -> tuple[str, str] | None:
 
     The stages of one invocation are processes of one DVC command: the nearest `dvc` ancestor (pid + start time)
     identifies it, on this host and project, together with DVC_EXP_NAME (set by `dvc exp run`, not by plain
-    `dvc repro`). CNN_PRUNING_INVOCATION, when set, replaces the process: every DVC command run with the same value
-    groups under one parent.
+    `dvc repro`), which also names the parent (`repro-<commit>` without it). CNN_PRUNING_INVOCATION, when set,
+    replaces both: every DVC command run with the same value groups under one parent of that name.
     """
-    process = os.environ.get(INVOCATION_ENV) or _dvc_process()
-    if process is None:
+    chosen = os.environ.get(INVOCATION_ENV)
+    process = None if chosen else _dvc_process()
+    if not chosen and process is None:
         return None
     exp_name = os.environ.get("DVC_EXP_NAME", "")
-    key = "\0".join((socket.gethostname(), str(project_root()), process, exp_name))
+    key = "\0".join((socket.gethostname(), str(project_root()), chosen or f"{process}\0{exp_name}"))
     commit = (os.environ.get("DVC_EXP_BASELINE_REV") or _git("rev-parse", "HEAD") or "unknown")[:7]
-    return hashlib.sha1(key.encode()).hexdigest()[:16], exp_name or f"repro-{commit}"
+    return hashlib.sha1(key.encode()).hexdigest()[:16], chosen or exp_name or f"repro-{commit}"
 
 
 def parent_run(client: MlflowClient, exp_id: str, tags: dict) -> str | None:

@@ -1,10 +1,12 @@
 // The README's MLflow screenshots, taken the way a user sees the UI: headless Debian chromium driven by
 // puppeteer-core (`npm ci --prefix tools/screenshots` once; nothing is downloaded but the library).
 //
-//   node tools/screenshots/mlflow_ui.js <url> <out.png> [--expand N] [--columns a,b,c] [--wait S]
+//   node tools/screenshots/mlflow_ui.js <url> <out.png> [--expand N] [--columns a,b,c] [--metric m] [--wait S]
 //
 // --expand N unfolds the first N parent runs of a runs table; --columns ticks those entries of its Columns menu
-// (metrics and params by name). The MLflow Assistant panel is closed first. Prints the page's visible text to stdout.
+// (metrics and params by name); --metric puts that metric, alone, on the Compare page's parallel-coordinates plot
+// (MLflow takes the first metric the runs share, here a system metric). The MLflow Assistant panel is closed
+// first. Prints the page's visible text to stdout.
 const puppeteer = require('puppeteer-core');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -45,6 +47,17 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
       }
       await page.keyboard.press('Escape');
       await sleep(1000);
+    }
+    const metric = opt('--metric', '');
+    if (metric) {
+      const selects = await page.$$('input[role="combobox"]');  // Parameters, then Metrics
+      await selects[1].click();
+      await page.keyboard.press('Backspace');  // the metric MLflow chose
+      await page.keyboard.type(metric);
+      await sleep(500);
+      await page.keyboard.press('Enter');
+      await page.keyboard.press('Escape');
+      await sleep(1500);
     }
     await page.screenshot({path: out});
     console.log(await page.evaluate(() => document.body.innerText));
