@@ -1,9 +1,10 @@
 // The README's MLflow screenshots, taken the way a user sees the UI: headless Debian chromium driven by
 // puppeteer-core (`npm ci --prefix tools/screenshots` once; nothing is downloaded but the library).
 //
-//   node tools/screenshots/mlflow_ui.js <url> <out.png> [--expand N] [--columns a,b,c] [--metric m] [--wait S]
+//   node tools/screenshots/mlflow_ui.js <url> <out.png> [--expand run,...] [--columns a,b,c] [--metric m] [--wait S]
+//                                                       [--width PX]
 //
-// --expand N unfolds the first N parent runs of a runs table; --columns ticks those entries of its Columns menu
+// --expand unfolds those parent runs of a runs table (by name); --columns ticks those entries of its Columns menu
 // (metrics and params by name); --metric puts that metric, alone, on the Compare page's parallel-coordinates plot
 // (MLflow takes the first metric the runs share, here a system metric). The MLflow Assistant panel is closed
 // first. Prints the page's visible text to stdout.
@@ -14,14 +15,14 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 (async () => {
   const [url, out, ...rest] = process.argv.slice(2);
   if (!url || !out) {
-    console.error('usage: node mlflow_ui.js <url> <out.png> [--expand N] [--columns a,b] [--wait S]');
+    console.error('usage: node mlflow_ui.js <url> <out.png> [--expand run,...] [--columns a,b] [--metric m] [--wait S]');
     process.exit(2);
   }
   const opt = (name, dflt) => (rest.includes(name) ? rest[rest.indexOf(name) + 1] : dflt);
   const browser = await puppeteer.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    defaultViewport: {width: 1700, height: 1000}});
+    defaultViewport: {width: Number(opt('--width', '1700')), height: 1000}});
   try {
     const page = await browser.newPage();
     await page.goto(url, {waitUntil: 'networkidle0', timeout: 90000});
@@ -29,8 +30,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
     for (const button of await page.$$('[aria-label="Close"]')) {  // the Assistant panel
       await button.click().catch(() => {});
     }
-    const expanders = await page.$$('button[data-component-id*="runnamecellrenderer"]');
-    for (const button of expanders.slice(0, Number(opt('--expand', '0')))) {
+    for (const name of opt('--expand', '').split(',').filter(Boolean)) {
+      const [button] = await page.$$(`xpath/.//div[contains(@class,"ag-cell-wrapper")][.//a//span[text()="${name}"]]` +
+                                     '//button[contains(@data-component-id,"runnamecellrenderer")]');
+      if (!button) throw new Error(`no parent run ${name} to unfold`);
       await button.click();
       await sleep(800);
     }
