@@ -55,7 +55,7 @@ def main(method: str, ratio: float | None, seed: int, variant: str, settings: st
                                   depth=base_model.depth, dataset=ds.name, variant=None if control else variant)
     name = study.point_name(method, ratio, seed, variant)
     with tracking.stage_run("study_point", tracking.run_name("point", method, ratio, seed, variant),
-                            params={k: v for k, v in own.items() if k not in coords}, coords=coords,
+                            params={k: v for k, v in own.items() if k not in (*coords, "variant")}, coords=coords,
                             tags=device_tags(pick_device(recipe.device)), data=ds, splits=("train", "val", "test"),
                             system_metrics=True) as run:
         tuned, row = point.run_point(
