@@ -435,9 +435,10 @@ def stage_run(stage: str, run_name: str, params: dict, tags: dict | None = None,
     _log_params(client, run_id, {**flatten(params), **(coords or {})})
     run = StageRun(client, run_id, uri, exp_id)
     if data is not None and splits:
-        run.log_inputs(data, splits)
-        if parent:  # the parent's row in the runs table shows the data of its stages (MLflow keeps each input once)
-            StageRun(client, parent, uri, exp_id).log_inputs(data, splits)
+        inputs = dataset_inputs(data, splits)  # digests hash every image: computed once for both runs
+        # The parent's row in the runs table shows the data of its stages (MLflow keeps each input once).
+        for target in (run_id, parent) if parent else (run_id,):
+            _retry(client.log_inputs, target, datasets=inputs)
     status = "FAILED"
     try:
         with _system_metrics(run_id, uri, system_metrics):
