@@ -1,10 +1,11 @@
 # Two commands do everything on a fresh machine with python3 (3.11):
 #   make run    create/refresh .venv, install the pinned set, run the DVC pipeline (dvc repro)
 #   make test   same set-up, then the test suite
-# `make run SET="train.epochs=2 data.train_size=5000"` runs `dvc exp run -S ...` with those overrides instead;
+# `make run PROFILE=quick` applies profiles/quick.yaml (a params overlay; `paper` is the full recipe) and
+# `SET="train.epochs=2 data.train_size=5000"` one-off overrides: both become `dvc exp run -S key=value ...`, every
+# string value quoted for Hydra (cnn_pruning.profiles), and both stay in params.yaml until `git checkout params.yaml`.
 # `TARGETS=report` (or `study`) runs only that stage and what it needs.
 # Both are idempotent: the venv is rebuilt only when requirements.lock or pyproject.toml change.
-
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -19,10 +20,11 @@ export PATH := $(BIN):$(PATH)
 .PHONY: run test setup lock mlflow-ui mlflow-server mlflow-server-stop plots clean-venv
 
 run: setup
-ifeq ($(strip $(SET)),)
+ifeq ($(strip $(SET)$(PROFILE)),)
 	dvc repro $(TARGETS)
 else
-	dvc exp run $(foreach kv,$(SET),-S $(kv)) $(TARGETS)
+	@args="$$(python -m cnn_pruning.profiles --profile '$(PROFILE)' $(SET))" && \
+		echo "dvc exp run $$args $(TARGETS)" && eval "dvc exp run $$args $(TARGETS)"
 endif
 
 test: setup

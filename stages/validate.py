@@ -4,18 +4,23 @@
 
 Every other stage depends on params.ok, whose content never changes: a params change reruns this check (a couple
 of seconds) and then only the stages whose own params changed. A bad value stops `dvc repro` here, before DVC
-deletes any other stage's outputs.
+deletes any other stage's outputs. On a machine without CUDA it then prints how long the whole pipeline would take
+here, from a probe of a few training steps (cnn_pruning.estimate), and the quick profile's command when that is long.
 """
 
 import argparse
 
-from cnn_pruning import config, files, params
+from cnn_pruning import config, estimate, files, params
 from cnn_pruning.cli import run_stage
 
 
 def main(out: str) -> None:
-    config.check(params.load_params())
+    values = params.load_params()
+    config.check(values)
     files.write_text(out, "params.yaml passed cnn_pruning.config\n")  # constant: downstream reruns on their own params
+    line = estimate.report(values)
+    if line:
+        print(line)
 
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -19,7 +19,7 @@ from cnn_pruning.datasets import prepare as preparing
 from cnn_pruning.datasets.catalog import (CIFAR10_CLASSES, CIFAR10_NORMALIZATION, CIFAR100_CLASSES,
                                          CIFAR100_NORMALIZATION)
 from cnn_pruning.datasets.dataset import DataError
-from conftest import (SHARED_JPG, SHARED_JPG_MD5, class_images, make_cifar100_python, make_image_folder,
+from conftest import (SHARED_JPG, SHARED_JPG_MD5, class_images, free_port, make_cifar100_python, make_image_folder,
                       make_python_batches, tar_gz, zip_dir)
 
 
@@ -128,6 +128,27 @@ def test_missing_source_names_the_path(tmp_path):
     with pytest.raises(DataError, match="does-not-exist.tar.gz.*does not exist"):
         prepare(tmp_path / "does-not-exist.tar.gz", tmp_path)
     assert_no_output(tmp_path)
+
+
+def test_an_unreachable_download_says_how_to_go_on_offline(tmp_path):
+    """No network: the message names the file to put where (the cache the next run reads first, with the md5 it is
+    checked against) and data.source for a local copy; a file put there is then used without downloading."""
+    url = f"http://127.0.0.1:{free_port()}/cifar-10-python.tar.gz"  # nothing listens: the connection is refused
+    md5 = "c58f30108f718f92721af3b95e74349a"  # CIFAR-10's official md5
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError) as failed:
+        preparing.prepare("cifar10", url, md5, tmp_path / "out" / "c.npz", root=tmp_path, val_size=0, cache_dir=cache)
+    message = str(failed.value)
+    assert f"could not download {url}" in message
+    assert f"{cache.resolve() / 'cifar-10-python.tar.gz'}" in message and md5 in message
+    assert "data.source" in message and "make run SET=" in message
+    assert_no_output(tmp_path)
+    # Doing what it says: the official-format tarball put at that path is read with no connection at all.
+    tarball = tar_gz(make_python_batches(tmp_path / "b" / "cifar-10-batches-py", per_batch=10),
+                     cache / "cifar-10-python.tar.gz")
+    ds = preparing.prepare("cifar10", url, source.calculate_md5(tarball), tmp_path / "out" / "c.npz", root=tmp_path,
+                           val_size=0, cache_dir=cache)
+    assert len(ds.train.labels) == 50
 
 
 def test_md5_mismatch_names_file_and_both_hashes(tmp_path):

@@ -69,9 +69,18 @@ def fetch(url: str, md5: str | None, cache_dir: Path) -> Path:
             got = calculate_md5(os.path.join(tmp, name)) if os.path.exists(os.path.join(tmp, name)) else "no file"
             raise DataError(f"{url}: md5 mismatch: got {got}, expected {md5} (data.md5)") from None
         except (urllib.error.URLError, OSError) as e:
-            raise DataError(f"could not download {url}: {e}") from e
+            raise DataError(f"could not download {url}: {e}\n{offline_hint(cached, md5)}") from e
         os.replace(os.path.join(tmp, name), cached)
     return cached
+
+
+def offline_hint(cached: Path, md5: str | None) -> str:
+    """How to go on without the network: the file `fetch` would have written, or data.source at a local copy."""
+    check = f" with md5 {md5}" if md5 else ""
+    return (f"Offline? Put the file (named {cached.name}{check}) at {cached.resolve()} and run again: it is used "
+            f"without downloading. Or point data.source at a local copy (that tarball, an image-folder archive or "
+            f"folder), e.g. make run SET=\"data.source=/path/to/{cached.name}\" (data.md5 is then checked if set; "
+            f"null for a folder).")
 
 
 def check_md5(path: Path, md5: str | None) -> str | None:

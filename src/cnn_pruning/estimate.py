@@ -1,0 +1,95 @@
+"""How long the whole pipeline will take here, from a short measured probe: printed before training starts on a CPU.
+
+    line = estimate.report(params)     # "This CPU: ~61 h for the whole pipeline (...)" or None on CUDA
+
+Training and fine-tuning are nearly all of the pipeline's time, and each costs a number of training steps known
+from params.yaml alone (images x epochs, per model), so one measurement suffices: the seconds per training image
+of this model on this machine, taken from two epochs of the real training loop over three batches of random images. Pruned models
+are counted as dense (they are no slower), evaluation, timing and the sweep are left out (minutes, not hours), and
+the dataset's size is the official one when data.train_size is null. The estimate ignores DVC's cache: stages that
+are already up to date take no time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+
+import numpy as np
+import torch
+
+from . import schema
+from .datasets.catalog import KNOWN
+from .datasets.dataset import Dataset, Split
+from .machine import pick_device
+from .model import CifarResNet
+from .train import BaseTrainingConfig, fit
+
+OFFICIAL_TEST_IMAGES = 10_000   # CIFAR-10 and CIFAR-100: 50,000 train + 10,000 test
+QUICK_HINT_SECONDS = 3600       # longer than this: also print the quick profile's command
+
+
+def training_images(params: dict) -> int | None:
+    """Images per epoch: data.train_size, else the official training split less the validation images."""
+    data = params["data"]
+    if data.get("train_size"):
+        return int(data["train_size"])
+    if data.get("source") is None and data["name"] in KNOWN:
+        return KNOWN[data["name"]].images - OFFICIAL_TEST_IMAGES - int(data["val_size"])
+    return None  # an image folder of one's own: its size is known only once it is read
+
+
+def epochs_of_work(params: dict) -> dict[str, int]:
+    """Training epochs per part of the pipeline (each epoch = one pass over the training images)."""
+    study = params["study"]
+    points = len(study["methods"]) * len(study["ratios"]) * len(study["seeds"]) * len(study["variants"])
+    return {"base models": len(params["train"]["optimizers"]) * params["train"]["epochs"],
+            "fine-tunes": len(params["prune"]["methods"]) * params["finetune"]["epochs"],
+            "study": (points + len(study["seeds"])) * params["finetune"]["epochs"]}
+
+
+def seconds_per_image(params: dict, classes: int, images: int, batches: int = 3) -> float:
+    """Measured seconds per training image of one epoch of the real training loop (augmentation, steps, the
+    validation pass in proportion), on `batches` batches of random images at train.batch_size: the second of two
+    epochs, so one-off start-up costs are left out."""
+    cfg = dataclasses.replace(schema.build(BaseTrainingConfig, params["train"]), epochs=2)
+    n = batches * cfg.batch_size
+    val = max(1, round(n * int(params["data"]["val_size"]) / images))
+    rng = np.random.default_rng(0)
+
+    def split(size: int) -> Split:
+        return Split(rng.integers(0, 256, (size, 32, 32, 3), dtype=np.uint8), rng.integers(0, classes, size))
+
+    data = Dataset(split(n), split(val), split(1), tuple(str(c) for c in range(classes)), "probe", None)
+    optimizer = cfg.optimizers[0]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # its progress bars
+        history = fit(CifarResNet(int(params["model"]["depth"]), classes), data, optimizer,
+                      cfg.optimizer_params[optimizer], cfg, desc="estimate")
+    return history[-1]["seconds"] / n
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{max(seconds / 60, 1):.0f} min"
+
+
+def report(params: dict) -> str | None:
+    """What to print before training on a machine without CUDA; None where training would run on CUDA."""
+    device = pick_device(params["train"]["device"])
+    if device.type == "cuda":
+        return None
+    images = training_images(params)
+    if images is None:
+        return None
+    classes = len(KNOWN[params["data"]["name"]].classes) if params["data"]["name"] in KNOWN else 10
+    per_image = seconds_per_image(params, classes, images)
+    parts = {name: epochs * images * per_image for name, epochs in epochs_of_work(params).items()}
+    total = sum(parts.values())
+    line = (f"Estimate for this CPU ({torch.get_num_threads()} threads, {per_image * 1e3:.1f} ms per training image "
+            f"measured on ResNet{params['model']['depth']}): ~{hours(total)} for the whole pipeline from scratch ("
+            + ", ".join(f"{name} {hours(s)}" for name, s in parts.items())
+            + f"; {images:,} training images an epoch). Stages DVC has cached take no time.")
+    if total > QUICK_HINT_SECONDS:
+        line += ("\nFor a first look in about an hour: make run PROFILE=quick  (profiles/quick.yaml; "
+                 "`git checkout params.yaml` undoes it)")
+    return line

@@ -1,0 +1,53 @@
+"""cnn_pruning.estimate: the work counted from params.yaml, and a probe of the real training loop."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+
+from cnn_pruning import estimate
+from cnn_pruning.params import load_params
+from conftest import REPO
+
+SHIPPED = load_params(REPO / "params.yaml")
+
+
+def with_(**sections) -> dict:
+    params = copy.deepcopy(SHIPPED)
+    for name, values in sections.items():
+        params[name].update(values)
+    return params
+
+
+def test_training_images_come_from_train_size_or_the_official_split():
+    assert estimate.training_images(SHIPPED) == 50_000 - SHIPPED["data"]["val_size"]
+    assert estimate.training_images(with_(data={"train_size": 10_000})) == 10_000
+    assert estimate.training_images(with_(data={"source": "mine.tar.gz", "name": "mine"})) is None
+
+
+def test_epochs_of_work_count_every_model_trained():
+    params = with_(train={"optimizers": ["sgd", "adam"], "epochs": 7}, finetune={"epochs": 3},
+                   prune={"methods": ["none", "magnitude", "l2_unit"]},
+                   study={"methods": ["magnitude"], "ratios": [0.5, 0.9], "seeds": [0, 1], "variants": ["oneshot"]})
+    assert estimate.epochs_of_work(params) == {"base models": 14, "fine-tunes": 9, "study": (4 + 2) * 3}
+
+
+def test_the_probe_times_the_real_training_loop():
+    params = with_(model={"depth": 8}, train={"batch_size": 16})
+    seconds = estimate.seconds_per_image(params, classes=10, images=1000, batches=2)
+    assert math.isfinite(seconds) and 0 < seconds < 1
+
+
+@pytest.mark.parametrize("train_size, epochs, quick_hint", [(None, 200, True), (100, 1, False)])
+def test_the_report_states_the_total_and_the_quick_command_when_long(train_size, epochs, quick_hint):
+    params = with_(model={"depth": 8}, data={"train_size": train_size}, train={"device": "cpu", "epochs": epochs},
+                   finetune={"epochs": 1}, study={"ratios": [0.5], "seeds": [0]})
+    line = estimate.report(params)
+    assert "for the whole pipeline from scratch" in line and "base models" in line and "study" in line
+    assert ("make run PROFILE=quick" in line) is quick_hint
+
+
+def test_no_estimate_where_the_training_images_are_unknown_until_read():
+    assert estimate.report(with_(data={"source": "mine.tar.gz", "name": "mine"}, train={"device": "cpu"})) is None
