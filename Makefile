@@ -10,14 +10,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
-PLOTS_PAGE := .dvc/plots/offline.html
 
 # Nothing the project runs may phone home.
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test setup lock mlflow-ui mlflow-server mlflow-server-stop plots clean-venv
+.PHONY: run test setup plots-page exp study-table lock mlflow-ui mlflow-server mlflow-server-stop plots clean-venv
 
 run: setup
 ifeq ($(strip $(SET)$(PROFILE)),)
@@ -30,7 +29,7 @@ endif
 test: setup
 	python -m pytest $(PYTEST_ARGS)
 
-setup: $(STAMP) $(PLOTS_PAGE)
+setup: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,9 +37,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# `dvc plots show` renders offline: Vega, Vega-Lite and vega-embed (pinned in tools/vega/package-lock.json) are
-# inlined into the page template that .dvc/config names.
-$(PLOTS_PAGE): tools/vega/package-lock.json tools/offline_plots.py
+# `dvc plots show` renders offline from a fresh clone: .dvc/config names the committed page tools/vega/offline.html,
+# with Vega, Vega-Lite and vega-embed inlined. Rebuild it after changing tools/vega/package-lock.json.
+plots-page:
 	npm ci --prefix tools/vega --silent --no-audit --no-fund
 	$(PYTHON) tools/offline_plots.py
 
@@ -66,6 +65,17 @@ mlflow-server: setup
 
 mlflow-server-stop:
 	tools/mlflow_server.sh stop
+
+# The experiments side by side in 160 columns: per experiment its ratio and epochs, and one headline metric of the
+# control and each method (`SHOW=acc`: test accuracy after fine-tuning (%); speedup, size (x smaller), macs (M)).
+SHOW ?= acc
+exp: setup
+	@COLUMNS=$${COLUMNS:-160} dvc exp show --no-pager --precision 3 --drop '.*' \
+		--keep '^(Experiment|prune\.ratio|train\.epochs|finetune\.epochs)$$|^(?!base-)[a-z0-9_]+\.$(SHOW)$$'
+
+# The study's answer: accuracy after fine-tuning per method and ratio (mean ± std over seeds) against the control.
+study-table: setup
+	@python -m cnn_pruning.study_table results/study/summary.csv
 
 # Write the DVC plots page (dvc_plots/index.html).
 plots: setup

@@ -28,14 +28,12 @@ def main(train: str, prune: str, finetune: str, evaluate: str, sweep: str, summa
     coords = tracking.coordinates(ratio=pruned.get("ratio"), base_optimizer=pruned.get("base"),
                                   depth=everything["model"]["depth"], dataset=everything["data"]["name"])
     with tracking.stage_run("report", "report", params=models, coords=coords) as run:
-        # Headline metrics keyed by model, so `dvc exp show` gets readable columns like kmeans_channel.speedup.
-        headline = {r["model"]: {k: r[k] for k in ("test_acc", "acc_after_prune", "speedup", "size_ratio")}
-                    for r in rows}
+        headline = {r["model"]: report.headline(r) for r in rows}
         files.write_json(summary, headline)
         files.write_text(table, report.markdown(rows, results))
         files.write_csv(tradeoff, report.tradeoff(rows), report.TRADEOFF_COLUMNS)
         about = f"{rows[0]['architecture']} on {rows[0]['dataset']}" if rows else ""
-        drawn = charts.report_charts(results, rows, charts_dir, about)
+        drawn = charts.report_charts(results, rows, charts_dir, about, report.produced_by(results))
         run.log_metrics({f"{model}.{k}": v for model, m in headline.items() for k, v in m.items() if v is not None})
         run.log_artifacts(summary, table, tradeoff, *drawn)
         run.log_table(rows, "summary")

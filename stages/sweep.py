@@ -22,7 +22,7 @@ from cnn_pruning.machine import device_tags, pick_device
 from cnn_pruning.model import load_checkpoint
 
 COLUMNS = ("method", "ratio", "test_acc", "base_test_acc", "params", "nonzero_params", "distinct_filters", "macs",
-           "size_bytes", "size_ratio", "params_ratio", "macs_ratio", "images_per_s", "base_images_per_s",
+           "size_bytes", "size_kib", "size_ratio", "params_ratio", "macs_ratio", "images_per_s", "base_images_per_s",
            "ms_per_batch", "base_ms_per_batch", "speedup", "speedup_b1", "runtime", "device", "threads",
            "timed_batch_size", "timed_rounds", "eval_images", "dvc_queue_workers", "load_avg_1m")
 
@@ -47,8 +47,9 @@ def main(method: str, data: str, base: str, out: str, scratch: str) -> None:
         rows = evaluation.sweep(base_model, runs, cfg.ratios, options, test, scratch, name=method, runtime=cfg.runtime,
                                 batch_size=cfg.batch_size, rounds=cfg.rounds, warmup=speed.CHEAP["warmup"],
                                 device=str(device), threads=cfg.threads)
-        rows = [{**{k: r.get(k) for k in COLUMNS}, "timed_batch_size": cfg.batch_size,
-                 "timed_rounds": cfg.rounds, "eval_images": len(test.labels)} for r in rows]
+        rows = [{**{k: r.get(k) for k in COLUMNS}, "size_kib": r["size_bytes"] / 1024,
+                 "timed_batch_size": cfg.batch_size, "timed_rounds": cfg.rounds, "eval_images": len(test.labels)}
+                for r in rows]
         for row in rows:
             run.log_metrics({k: v for k, v in row.items() if k not in ("ratio", *tracking.RUN_CONSTANTS)},
                             step=round(row["ratio"] * 100))  # MLflow steps are integers: the ratio in percent

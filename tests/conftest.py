@@ -151,10 +151,6 @@ def copy_repo(dest: Path, overrides: dict | None = None) -> Path:
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    page = REPO / ".dvc" / "plots" / "offline.html"  # built by `make setup`, git-ignored
-    if page.exists():
-        (dest / ".dvc" / "plots").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(page, dest / ".dvc" / "plots" / "offline.html")
     if overrides:
         set_params(dest, overrides)
     run(["git", "init", "-q"], dest)

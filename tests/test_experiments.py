@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import time
@@ -15,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from cnn_pruning.datasets.catalog import CIFAR100_NORMALIZATION
 from cnn_pruning.model import load_checkpoint
-from conftest import copy_finished, make_cifar100_python, ran_stages, run, set_params, tar_gz
+from conftest import REPO, copy_finished, make_cifar100_python, ran_stages, run, set_params, tar_gz
 
 UPSTREAM = {"download", "train@adam", "train@sgd", "train@adamax", "evaluate_base@adam", "evaluate_base@sgd",
             "evaluate_base@adamax", "sweep@magnitude", "sweep@l2_unit", "sweep@kmeans_shared", "sweep@kmeans_channel"}
@@ -50,8 +51,17 @@ def test_exp_run_ratio_reruns_only_what_depends_on_it(tiny_pipeline, tmp_path):
     rows = {r["Experiment"]: r for r in exp_show(repo)}
     assert rows["ratio-09"]["prune.ratio"] == "0.9"
     columns = rows["ratio-09"].keys()
-    for name in ("kmeans_channel.speedup", "kmeans_channel.test_acc", "magnitude.size_ratio"):
+    for name in ("kmeans_channel.speedup", "kmeans_channel.acc", "magnitude.size", "l2_unit.macs"):
         assert any(c.endswith(name) for c in columns), f"no {name} column in dvc exp show: {sorted(columns)[:40]}"
+    # `make exp`: the headline of both rows, whole, in 160 columns.
+    os.symlink(REPO / ".venv", repo / ".venv")  # `make setup` is then up to date: nothing is installed
+    table = run(["make", "-s", "exp"], repo).stdout
+    lines = table.splitlines()
+    assert max(map(len, lines)) <= 160 and "…" not in table, table
+    assert "ratio-09" in table and "prune.ratio" in table and "kmeans_channel.acc" in table and "none.acc" in table
+    assert "base-sgd.acc" not in table and "test_per_class" not in table
+    speed = run(["make", "-s", "exp", "SHOW=speedup"], repo).stdout
+    assert "l2_unit.speedup" in speed and max(map(len, speed.splitlines())) <= 160
     # The charts of two experiments side by side, still offline.
     run(["dvc", "plots", "diff", "HEAD", "ratio-09", "-o", "diff-html"], repo)
     html = (repo / "diff-html" / "index.html").read_text()

@@ -9,7 +9,7 @@ from cnn_pruning import files, report
 
 EVALUATED = dict(nonzero_params=100, distinct_filters=10, macs=2_000_000, size_bytes=2048, speedup_b1=1.0,
                  images_per_s=500.0, batch_size=256, runtime="pytorch", device="cpu", threads=2)
-SWEEP_COLUMNS = ("method", "ratio", "test_acc", "params", "macs", "size_bytes", "size_ratio", "speedup",
+SWEEP_COLUMNS = ("method", "ratio", "test_acc", "params", "nonzero_params", "macs", "size_bytes", "size_ratio", "speedup",
                  "images_per_s", "base_images_per_s", "timed_batch_size", "runtime")
 
 
@@ -26,7 +26,7 @@ def write_results(root, stale_method: str | None = None) -> report.Folders:
         files.write_json(root / "evaluate" / f"{method}.json", {"method": method, "ratio": ratio, "base": "sgd",
                                                                  "test_acc": tuned, "params": 500, "size_ratio": 2.0,
                                                                  "speedup": speedup, **EVALUATED})
-    points = [{"method": "l2_unit", "ratio": r, "test_acc": 0.5, "params": 700, "macs": 3e6, "size_bytes": 4096,
+    points = [{"method": "l2_unit", "ratio": r, "test_acc": 0.5, "params": 700, "nonzero_params": 650, "macs": 3e6, "size_bytes": 4096,
                "size_ratio": 1.5, "speedup": 1.2, "images_per_s": 600, "base_images_per_s": 500,
                "timed_batch_size": 256, "runtime": "pytorch"} for r in (0.5, 0.9)]
     files.write_csv(root / "sweep" / "l2_unit.csv", points, SWEEP_COLUMNS)

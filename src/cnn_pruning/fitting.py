@@ -63,7 +63,9 @@ def fit_and_save(model: CifarResNet, ds: Dataset, *, stage: str, name: str, opti
     files.write_json(outputs.timing, timing)
     files.write_csv(outputs.history, history, HISTORY_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in history[0]))
     charts.plot_history(history, outputs.chart,
-                        f"{model.name} on {ds.title}, {stage} {name}: loss and accuracy per epoch")
+                        f"{model.name} on {ds.title}, {stage} {name}: loss and accuracy per epoch",
+                        f"{len(ds.train.labels):,} training and {len(ds.val.labels):,} validation images, "
+                        f"{len(history)} epochs of batches of {cfg.batch_size}")
     run.log_results({**metrics, **timing}, skip=("best_val_epoch", "ratio"))  # ratio: a param of the run
     run.log_model(outputs.model)
     run.log_artifacts(named={"metrics.json": outputs.metrics, "timing.json": outputs.timing,

@@ -87,6 +87,30 @@ def summary_rows(results: dict) -> list[dict]:
     return sorted(rows, key=lambda r: (order.get(r["method"], 99), r["model"]))
 
 
+def headline(row: dict) -> dict:
+    """A model's DVC metrics: what users compare across experiments, under short names, so `dvc exp show` columns
+    (kmeans_channel.acc) stay narrow (`make exp`). acc: test accuracy after fine-tuning (%); speedup: measured, vs
+    the base (x); size: how many times smaller its compact export is; macs: multiply-accumulates per image (millions)."""
+    return {"acc": round(100 * row["test_acc"], 2), "speedup": round(row["speedup"], 3),
+            "size": round(row["size_ratio"], 3), "macs": round(row["macs"] / 1e6, 2)}
+
+
+def produced_by(results: dict) -> str:
+    """What produced the report's numbers, for its charts' subtitles: images and epochs (so a quick run's accuracies
+    are not taken for the full recipe's)."""
+    train = next(iter(results["train"].values()), {})
+    tuned = next(iter(results["finetune"].values()), {})
+    tested = next(iter(results["evaluate"].values()), {})
+    parts = []
+    if train.get("train_images"):
+        parts.append(f"base models: {train['train_images']:,} training images x {train['epochs']} epochs")
+    if tuned.get("epochs"):
+        parts.append(f"fine-tuned {tuned['epochs']} epochs")
+    if tested.get("test_images"):
+        parts.append(f"tested on {tested['test_images']:,} images")
+    return "; ".join(parts)
+
+
 def _pct(v) -> str:
     return "" if v is None else f"{100 * v:.2f}"
 
