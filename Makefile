@@ -4,7 +4,7 @@
 # `make run PROFILE=quick` applies profiles/quick.yaml (a params overlay; `paper` is the full recipe) and
 # `SET="train.epochs=2 data.train_size=5000"` one-off overrides: both become `dvc exp run -S key=value ...`, every
 # string value quoted for Hydra (cnn_pruning.profiles), and both stay in params.yaml until `git checkout params.yaml`.
-# `TARGETS=report` (or `study`) runs only that stage and what it needs.
+# `TARGETS=report` (or `study`) runs only that stage and what it needs; `NAME=quick-05` names the DVC experiment.
 # Both are idempotent: the venv is rebuilt only when requirements.lock or pyproject.toml change.
 PYTHON ?= python3
 VENV := .venv
@@ -19,10 +19,10 @@ export PATH := $(BIN):$(PATH)
 .PHONY: run test setup plots-page exp study-table lock mlflow-ui mlflow-server mlflow-server-stop plots clean-venv
 
 run: setup
-ifeq ($(strip $(SET)$(PROFILE)),)
+ifeq ($(strip $(SET)$(PROFILE)$(NAME)),)
 	dvc repro $(TARGETS)
 else
-	@args="$$(python -m cnn_pruning.profiles --profile '$(PROFILE)' $(SET))" && \
+	@args="$(if $(NAME),-n $(NAME)) $$(python -m cnn_pruning.profiles --profile '$(PROFILE)' $(SET))" && \
 		echo "dvc exp run $$args $(TARGETS)" && eval "dvc exp run $$args $(TARGETS)"
 endif
 
