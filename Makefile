@@ -71,7 +71,7 @@ mlflow-server-stop:
 SHOW ?= acc
 exp: setup
 	@COLUMNS=$${COLUMNS:-160} dvc exp show --no-pager --precision 3 --drop '.*' \
-		--keep '^(Experiment|prune\.ratio|train\.epochs|finetune\.epochs)$$|^(?!base-)[a-z0-9_]+\.$(SHOW)$$'
+		--keep '^(Experiment|prune\.ratio|train\.epochs)$$|^(?!base-)[a-z0-9_]+\.$(SHOW)$$'
 
 # The study's answer: accuracy after fine-tuning per method and ratio (mean ± std over seeds) against the control.
 study-table: setup

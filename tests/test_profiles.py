@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import subprocess
 
 import pytest
 import yaml
@@ -96,3 +97,13 @@ def test_make_run_profile_applies_the_overlay_through_dvc_exp_run(tmp_path, tiny
     refused = run(["make", "run", "PROFILE=quik", "TARGETS=validate"], repo, env=env, check=False)
     assert refused.returncode != 0 and "available: paper, quick" in refused.stderr
     assert "Running stage" not in refused.stdout
+
+
+@pytest.mark.parametrize("text", ["train.epochs=15", "data.source='../x y.tar.gz'", "k='it''s'", 'k="q"',
+                                  "k='$HOME'", "k='a\\\\'", "k='!`x`'", "study.ratios=[0.5,0.9]"])
+def test_a_printed_override_is_one_shell_word_the_makefile_s_eval_gives_back_unchanged(text):
+    """The Makefile evals what main() prints; each override must come out of that as the one word Hydra reads."""
+    shell = "eval \"set -- $WORD\"; printf %s \"$#:$1\""
+    echoed = subprocess.run(["sh", "-c", shell], env={**os.environ, "WORD": profiles.shell_word(text)},
+                            capture_output=True, text=True, check=True).stdout
+    assert echoed == f"1:{text}"

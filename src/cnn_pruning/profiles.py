@@ -121,6 +121,16 @@ def overrides(profile: str | None, words: list[str], params: dict, folder: Path 
     return [f"{key}={hydra_value(value)}" for key, value in merged.items()]
 
 
+def shell_word(text: str) -> str:
+    """`text` as one shell word, as a person would type it: in double quotes where that suffices (Hydra's single
+    quotes inside), else single-quoted."""
+    if re.fullmatch(r"[\w@%+=:,./-]+", text):
+        return text
+    if not re.search(r'["$`\\!]', text):
+        return f'"{text}"'
+    return shlex.quote(text)
+
+
 def main(argv: list[str]) -> int:
     profile = None
     if argv[:1] == ["--profile"]:
@@ -133,7 +143,7 @@ def main(argv: list[str]) -> int:
     except (ProfileError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(" ".join(f"-S {shlex.quote(a)}" for a in args))
+    print(" ".join(f"-S {shell_word(a)}" for a in args))
     return 0
 
 
