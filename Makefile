@@ -47,7 +47,8 @@ plots-page:
 lock:
 	rm -rf /tmp/cnn-pruning-lock && $(PYTHON) -m venv /tmp/cnn-pruning-lock
 	/tmp/cnn-pruning-lock/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1 "dvc>=3,<4" "mlflow>=3,<4" \
-		scikit-learn pyyaml tqdm matplotlib pandas pytest onnx onnxruntime openvino torch-pruning==1.6.1 nvidia-ml-py
+		scikit-learn pyyaml tqdm matplotlib pandas pytest onnx onnxruntime openvino torch-pruning==1.6.1 nvidia-ml-py \
+		dvc-ssh
 	(head -3 requirements.lock; /tmp/cnn-pruning-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip==') > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 

@@ -67,7 +67,7 @@ def main(method: str, ratio: float | None, seed: int, variant: str, settings: st
         save_checkpoint(model, tuned, meta={"method": method, "ratio": ratio, "seed": seed, "base": prune["base"],
                                             "stage": "study_point", "test_acc": row["test_acc"]})
         files.write_json(metrics, row)
-        files.remove(resume)  # finished: a rerun starts from scratch
+        run.when_finished.append(lambda: files.remove(resume))  # once the run is closed: a rerun starts afresh
         run.log_results(row, skip=("ratio", "seed"))  # params of the run
         run.log_model(model)
         run.log_artifacts(named={"metrics.json": metrics})

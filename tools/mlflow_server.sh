@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # A shared MLflow tracking server for the pipeline: SQLite backend store + artifacts proxied through the server.
 #
-#   tools/mlflow_server.sh start [--port N] [--dir DIR] [--workers N] [--timeout S]
+#   tools/mlflow_server.sh start [--port N] [--dir DIR] [--workers N] [--timeout S] [--host ADDR]
+#                                [--allowed-hosts H1,H2]
 #   tools/mlflow_server.sh stop [--dir DIR]
 #   tools/mlflow_server.sh status [--dir DIR]
 #
-# start  runs `mlflow server` in the background on 127.0.0.1:PORT (default 5001, or $MLFLOW_SERVER_PORT), waits
+# start  runs `mlflow server` in the background on HOST:PORT (HOST 127.0.0.1 unless --host, e.g. the address a
+#        teammate's machine reaches; PORT 5001, or $MLFLOW_SERVER_PORT), waits
 #        until GET /health answers (default 90 s, or $MLFLOW_SERVER_START_TIMEOUT), writes the PID to
 #        DIR/mlflow-server.pid and prints the one line to evaluate:
 #            export MLFLOW_TRACKING_URI=http://127.0.0.1:5001
 #        so `eval "$(tools/mlflow_server.sh start)"` points this shell at it. Everything else goes to stderr.
 #        If the server does not come up, it is killed and the end of its log is shown.
+#        A server reached under another name than 127.0.0.1/localhost answers 403 unless that name is in
+#        --allowed-hosts (MLflow's DNS-rebinding guard), e.g. --host 10.0.0.2 --allowed-hosts 10.0.0.2:5001.
 # stop   kills the server named by DIR/mlflow-server.pid (its whole process group: the mlflow CLI and the
 #        uvicorn workers it spawned) and removes the PID file.
 #
@@ -33,9 +37,10 @@ PORT="${MLFLOW_SERVER_PORT:-5001}"
 DIR="${MLFLOW_SERVER_DIR:-$ROOT/.mlflow-server}"
 WORKERS="${MLFLOW_SERVER_WORKERS:-2}"        # uvicorn workers; MLflow's default of 4 is heavy on a small machine
 TIMEOUT="${MLFLOW_SERVER_START_TIMEOUT:-90}"  # seconds to wait for /health
+ALLOWED_HOSTS=""
 
 usage() {
-    sed -n '2,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -61,7 +66,7 @@ http_ok() {
 }
 
 # True when something accepts TCP connections on HOST:$1.
-port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+port_in_use() { (exec 3<>"/dev/tcp/$LOCAL/$1") 2>/dev/null; }
 
 # True when $1 is a live process whose command line mentions mlflow (guards against a recycled PID).
 is_our_server() {
@@ -85,8 +90,8 @@ kill_group() {
 announce_running() {
     local port
     port="$(cat "$PORTFILE" 2>/dev/null || echo "$PORT")"
-    echo "$1 (pid $pid) on http://$HOST:$port, store $DIR" >&2
-    echo "export MLFLOW_TRACKING_URI=http://$HOST:$port"
+    echo "$1 (pid $pid) on http://$LOCAL:$port, store $DIR" >&2
+    echo "export MLFLOW_TRACKING_URI=http://$LOCAL:$port"
 }
 
 cmd="${1:-}"
@@ -98,11 +103,17 @@ while [[ $# -gt 0 ]]; do
         --dir) DIR="${2:?--dir needs a value}"; shift 2 ;;
         --workers) WORKERS="${2:?--workers needs a value}"; shift 2 ;;
         --timeout) TIMEOUT="${2:?--timeout needs a value}"; shift 2 ;;
+        --host) HOST="${2:?--host needs a value}"; shift 2 ;;
+        --allowed-hosts) ALLOWED_HOSTS="${2:?--allowed-hosts needs a value}"; shift 2 ;;
         -h|--help) usage ;;
         *) echo "mlflow_server.sh: unknown argument: $1" >&2; usage ;;
     esac
 done
 [[ "$PORT" =~ ^[0-9]+$ ]] || die "--port must be a number, got '$PORT'"
+# Where this script itself reaches the server (a wildcard bind answers on loopback), and that name stays allowed.
+LOCAL="$HOST"
+[[ "$HOST" == "0.0.0.0" || "$HOST" == "::" ]] && LOCAL=127.0.0.1
+[[ -n "$ALLOWED_HOSTS" ]] && ALLOWED_HOSTS="$ALLOWED_HOSTS,$LOCAL:$PORT,$LOCAL"
 
 mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"   # absolute: the store URI and the PID file must not depend on the caller's cwd
@@ -134,12 +145,13 @@ start)
         --artifacts-destination "$DIR/artifacts" \
         --serve-artifacts \
         --host "$HOST" --port "$PORT" --workers "$WORKERS" \
+        ${ALLOWED_HOSTS:+--allowed-hosts "$ALLOWED_HOSTS"} \
         >"$LOG" 2>&1 </dev/null &
 
     deadline=$((SECONDS + TIMEOUT))
     while :; do
         pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-        if [[ -n "$pid" ]] && http_ok "http://$HOST:$PORT/health"; then
+        if [[ -n "$pid" ]] && http_ok "http://$LOCAL:$PORT/health"; then
             break
         fi
         if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
@@ -149,7 +161,7 @@ start)
             exit 1
         fi
         if ((SECONDS >= deadline)); then
-            echo "mlflow_server.sh: the MLflow server did not answer http://$HOST:$PORT/health within" \
+            echo "mlflow_server.sh: the MLflow server did not answer http://$LOCAL:$PORT/health within" \
                  "${TIMEOUT}s; stopping it. End of $LOG:" >&2
             tail -n 40 "$LOG" >&2
             [[ -n "$pid" ]] && kill_group "$pid"
@@ -159,8 +171,8 @@ start)
         sleep 0.5
     done
     echo "$PORT" >"$PORTFILE"
-    echo "MLflow server up (pid $pid). UI: http://$HOST:$PORT   stop: $0 stop --dir $DIR" >&2
-    echo "export MLFLOW_TRACKING_URI=http://$HOST:$PORT"
+    echo "MLflow server up (pid $pid). UI: http://$LOCAL:$PORT   stop: $0 stop --dir $DIR" >&2
+    echo "export MLFLOW_TRACKING_URI=http://$LOCAL:$PORT"
     ;;
 stop)
     if [[ -z "$pid" ]]; then

@@ -70,6 +70,8 @@ def fit_and_save(model: CifarResNet, ds: Dataset, *, stage: str, name: str, opti
     run.log_model(outputs.model)
     run.log_artifacts(named={"metrics.json": outputs.metrics, "timing.json": outputs.timing,
                              "history.csv": outputs.history, "curves.png": outputs.chart})
-    files.remove(outputs.resume)  # finished: the next run must start from scratch, not resume
+    # Finished: the next run must start from scratch, not resume; but only once the run is closed, so a stage that
+    # could not reach the tracking server at the end resumes (with nothing left to train) rather than retraining.
+    run.when_finished.append(lambda: files.remove(outputs.resume))
     print(f"{stage}-{name}: test_acc {test_acc:.4f}, best val_acc {best['val_acc']:.4f} (epoch {best['epoch']})")
     return metrics

@@ -46,7 +46,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # before mlflow is imported: nothing phones home
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a stage's log is not the place for them
@@ -99,14 +99,35 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
                             "store mlflow.db") from e
 
 
+def server_lost(error: Exception) -> TrackingError | None:
+    """The error to raise when a call failed because the tracking server stopped answering (None otherwise): it
+    names the server and how to go on. The MLflow client has retried by then (MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+    about four minutes by default), so a short outage never gets here."""
+    uri = tracking_uri()
+    try:
+        check_reachable(uri)
+    except TrackingError:
+        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        return TrackingError(
+            f"MLflow tracking server {uri} stopped answering ({first}). Nothing is lost: what this stage wrote and "
+            "its resume checkpoint are kept. Start the server again (make mlflow-server) and rerun the same command: "
+            "a training stage resumes after its last completed epoch, logs every epoch again, and the run left open "
+            "is closed as KILLED.")
+    return None
+
+
 def _retry(call, *args, **kwargs):
     for attempt in range(LOCK_RETRIES):
         try:
             return call(*args, **kwargs)
         except Exception as e:  # sqlalchemy's OperationalError arrives wrapped in MlflowException or bare
-            if "database is locked" not in str(e) or attempt == LOCK_RETRIES - 1:
-                raise
-            time.sleep(LOCK_BACKOFF_S * (1 + attempt) * (0.5 + random.random()))
+            if "database is locked" in str(e) and attempt < LOCK_RETRIES - 1:
+                time.sleep(LOCK_BACKOFF_S * (1 + attempt) * (0.5 + random.random()))
+                continue
+            lost = server_lost(e)
+            if lost is not None:
+                raise lost from e
+            raise
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -292,6 +313,9 @@ class StageRun:
 
     def __init__(self, client: MlflowClient, run_id: str, uri: str, experiment_id: str):
         self.client, self.run_id, self.uri, self.experiment_id = client, run_id, uri, experiment_id
+        # Done only once the run is marked FINISHED: e.g. removing a resume checkpoint, which a stage that could
+        # not close its run (the server gone) must keep for its rerun.
+        self.when_finished: list[Callable[[], None]] = []
 
     def log_metrics(self, metrics: dict, step: int = 0) -> None:
         now = int(time.time() * 1000)
@@ -445,9 +469,17 @@ def stage_run(stage: str, run_name: str, params: dict, tags: dict | None = None,
             yield run
         status = "FINISHED"
     finally:
-        _retry(client.set_terminated, run_id, status)
-        if parent:
-            _retry(client.set_terminated, parent, status)
+        try:
+            _retry(client.set_terminated, run_id, status)
+            if parent:
+                _retry(client.set_terminated, parent, status)
+        except TrackingError:
+            if status == "FINISHED":  # the stage fails: its outputs are written, its run is not closed
+                raise
+            # The stage's own error follows; the rerun closes this run as KILLED (close_killed_runs).
+            print(f"tracking: run {run_id} stays RUNNING on {uri} until the stage runs again", file=sys.stderr)
+    for action in run.when_finished:
+        action()
 
 
 def ui_url(base: str = "http://127.0.0.1:5000") -> str:
