@@ -34,7 +34,8 @@ A_ADDR, B_ADDR, PORT = f"{SUBNET}.1", f"{SUBNET}.2", 5001
 def sh(*cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     proc = subprocess.run(list(cmd), capture_output=True, text=True, **kw)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
 
 
@@ -87,7 +88,8 @@ def hosts(tmp_path_factory):
         (keys / "authorized_keys").write_text((keys / "user.pub").read_text())
         config = keys / "sshd_config"
         config.write_text("\n".join([
-            f"ListenAddress {B_ADDR}", "Port 22", f"HostKey {keys / 'host'}", f"AuthorizedKeysFile {keys / 'authorized_keys'}",
+            f"ListenAddress {B_ADDR}", "Port 22", f"HostKey {keys / 'host'}",
+            f"AuthorizedKeysFile {keys / 'authorized_keys'}",
             "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
             "PermitRootLogin prohibit-password", "StrictModes no", "UsePAM no", f"PidFile {keys / 'sshd.pid'}",
             "Subsystem sftp internal-sftp", ""]))
