@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine with python3 (3.11):
 #   make run    create/refresh .venv, install the pinned set, run the DVC pipeline (dvc repro)
-#   make test   same set-up, then the test suite
+#   make test   same set-up, then the test suite (make test-fast: without dvc, servers and the browser)
 # `make run PROFILE=quick` applies profiles/quick.yaml (a params overlay; `paper` is the full recipe) and
 # `SET="train.epochs=2 data.train_size=5000"` one-off overrides: both become `dvc exp run -S key=value ...`, every
 # string value quoted for Hydra (cnn_pruning.profiles), and both stay in params.yaml until `git checkout params.yaml`.
@@ -16,7 +16,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test setup plots-page exp study-table lock mlflow-ui mlflow-server mlflow-server-stop plots clean-venv
+.PHONY: run test test-fast setup plots-page exp study-table lock mlflow-ui mlflow-server mlflow-server-stop plots clean-venv
 
 run: setup
 ifeq ($(strip $(SET)$(PROFILE)$(NAME)),)
@@ -26,8 +26,16 @@ else
 		echo "dvc exp run $$args $(TARGETS)" && eval "dvc exp run $$args $(TARGETS)"
 endif
 
+# The suite on every core, at most 4 (pytest-xdist; TEST_WORKERS=0 runs it in one process): tests that share a
+# module's server or copy stay on one worker (xdist_group marks), in the order conftest.py gives; the 25 slowest are
+# printed. `make test-fast`: the edit loop, without the tests that drive dvc, start servers or a browser.
+TEST_WORKERS ?= auto
+XDIST = -n $(TEST_WORKERS) --maxprocesses=4 --dist loadgroup --no-loadscope-reorder
 test: setup
-	python -m pytest $(PYTEST_ARGS)
+	python -m pytest $(XDIST) --durations=25 $(PYTEST_ARGS)
+
+test-fast: setup
+	python -m pytest $(XDIST) -m "not dvc and not server and not browser" $(PYTEST_ARGS)
 
 setup: $(STAMP)
 
@@ -47,7 +55,7 @@ plots-page:
 lock:
 	rm -rf /tmp/cnn-pruning-lock && $(PYTHON) -m venv /tmp/cnn-pruning-lock
 	/tmp/cnn-pruning-lock/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1 "dvc>=3,<4" "mlflow>=3,<4" \
-		scikit-learn pyyaml tqdm matplotlib pandas pytest onnx onnxruntime openvino torch-pruning==1.6.1 nvidia-ml-py \
+		scikit-learn pyyaml tqdm matplotlib pandas pytest pytest-xdist onnx onnxruntime openvino torch-pruning==1.6.1 nvidia-ml-py \
 		dvc-ssh
 	(head -3 requirements.lock; /tmp/cnn-pruning-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip==') > requirements.lock.new
 	mv requirements.lock.new requirements.lock

@@ -19,7 +19,7 @@ from pathlib import Path
 from cnn_pruning import files, params, schema, study_report, tracking
 from cnn_pruning.cli import run_stage
 from cnn_pruning.pruning import CONTROL
-from cnn_pruning.study_report import StudyConfig
+from cnn_pruning.study import StudyConfig
 from cnn_pruning.study_charts import study_charts
 
 

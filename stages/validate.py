@@ -9,16 +9,18 @@ here, from a probe of a few training steps (cnn_pruning.estimate), and the quick
 """
 
 import argparse
+import time
 
 from cnn_pruning import config, estimate, files, params
 from cnn_pruning.cli import run_stage
 
 
 def main(out: str) -> None:
+    startup_s = time.process_time()  # this process's CPU time so far: interpreter and imports, what every stage pays
     values = params.load_params()
     config.check(values)
     files.write_text(out, "params.yaml passed cnn_pruning.config\n")  # constant: downstream reruns on their own params
-    line = estimate.report(values)
+    line = estimate.report(values, startup_s)
     if line:
         print(line)
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from cnn_pruning import config
-from conftest import REPO
+from helpers import REPO
 
 DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())
 
@@ -133,7 +133,7 @@ def test_every_registered_method_has_an_options_entry_and_its_defaults_come_from
     assert any("prune.options has no entry for 'l2_unit'; add `l2_unit: {}`" in p
                for p in config.problems(with_change("prune.options.l2_unit", None, delete=True)))
     assert config.problems(with_change("prune.options.magnitude", {"scope": "layer"})) == []
-    assert config.pruning.defaults("magnitude")["scope"] == "global"  # from magnitude.Options, not from params.yaml
+    assert config.pruning.defaults("magnitude")["scope"] == "global"  # from pruning.options, not from params.yaml
 
 
 def test_a_named_variant_can_be_listed_wherever_a_method_can():

@@ -14,14 +14,18 @@ import pytest
 import yaml
 
 from cnn_pruning import schema
+from cnn_pruning.pruning.options import REGISTRY
 from cnn_pruning.evaluation import SweepConfig
 from cnn_pruning.model import ModelConfig
 from cnn_pruning.train import FinetuneConfig, TrainConfig
-from conftest import REPO
+from helpers import REPO
 
 SRC = REPO / "src"
 # Modules whose changes decide no output, each with the reason; the traversal does not follow their imports either.
 EXEMPT = {"cnn_pruning.tracking": "MLflow logging: what a run records changes no stage output"}
+# Modules imported by name, which the source's import statements do not show: pruning.implementation() imports each
+# registered method's module when something prunes with it, so whatever imports the package may run any of them.
+BY_NAME = {"cnn_pruning.pruning": {f"cnn_pruning.pruning.{m.module}" for m in REGISTRY.values()}}
 DVC_YAML = yaml.safe_load((REPO / "dvc.yaml").read_text())
 
 
@@ -64,7 +68,7 @@ def closure(script: Path) -> set[Path]:
         if name in seen or name in EXEMPT:
             continue
         seen.add(name)
-        todo += sorted(imported_modules(module_file(name)) - seen)
+        todo += sorted((imported_modules(module_file(name)) | BY_NAME.get(name, set())) - seen)
     return {module_file(m) for m in seen}
 
 
@@ -161,6 +165,6 @@ def test_editing_the_training_loop_reruns_training_only_and_the_speed_code_timin
     assert stages_importing("cnn_pruning/train.py") == {"validate", "train", "finetune", "control", "point", "variant"}
     assert stages_importing("cnn_pruning/speed.py") == {"validate", "evaluate_base", "evaluate", "sweep",
                                                         "study_speed"}
-    assert stages_importing("cnn_pruning/study_report.py") == {"validate", "study"}
+    assert stages_importing("cnn_pruning/study_report.py") == {"study"}  # validation needs only its settings
     assert stages_importing("cnn_pruning/study_charts.py") == {"study"}
     assert stages_importing("cnn_pruning/datasets/archive.py") == {"validate", "download"}

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from cnn_pruning import deploy, pruning, tracking
 from cnn_pruning.datasets.dataset import Split
 from cnn_pruning.model import CifarResNet
-from conftest import SHARED_JPG, class_images, free_port, tool_env
+from helpers import SHARED_JPG, class_images, free_port, tool_env
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -99,6 +99,7 @@ def real_image() -> tuple[np.ndarray, str]:
     return class_images(3, 1, seed=9), "class-coloured image"
 
 
+@pytest.mark.server
 def test_mlflow_serves_the_logged_model_and_answers_pytorchs_class(tmp_path, monkeypatch, model, images):
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     # Named in params.yaml as in the pipeline, not by MLFLOW_EXPERIMENT_NAME, which would also steer MLflow's own

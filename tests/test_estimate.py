@@ -9,7 +9,7 @@ import pytest
 
 from cnn_pruning import estimate
 from cnn_pruning.params import load_params
-from conftest import REPO
+from helpers import REPO, TINY_OVERRIDES, ran_stages
 
 SHIPPED = load_params(REPO / "params.yaml")
 
@@ -34,10 +34,40 @@ def test_epochs_of_work_count_every_model_trained():
     assert estimate.epochs_of_work(params) == {"base models": 14, "fine-tunes": 9, "study": (4 + 2) * 3}
 
 
-def test_the_probe_times_the_real_training_loop():
+def test_the_probe_times_the_real_training_loop(monkeypatch):
     params = with_(model={"depth": 8}, train={"batch_size": 16})
+    calls, real_fit = [], estimate.fit
+    monkeypatch.setattr(estimate, "fit", lambda *args, **kw: calls.append(args) or real_fit(*args, **kw))
     seconds = estimate.seconds_per_image(params, classes=10, images=1000, batches=2)
-    assert math.isfinite(seconds) and 0 < seconds < 1
+    assert math.isfinite(seconds) and seconds > 0
+    # One run of the real loop: the model of model.depth, 2 batches of train.batch_size, two epochs (the first,
+    # with its one-off start-up, is not the one timed).
+    [(model, data, optimizer, hparams, cfg)] = calls
+    assert model.depth == 8 and len(data.train.labels) == 2 * 16 and cfg.epochs == 2 and cfg.batch_size == 16
+    assert optimizer == params["train"]["optimizers"][0]
+
+
+def tiny(**sections) -> dict:
+    params = copy.deepcopy(SHIPPED)
+    for name, values in TINY_OVERRIDES.items():
+        params[name].update(values)
+    for name, values in sections.items():
+        params[name].update(values)
+    return params
+
+
+@pytest.mark.dvc
+def test_the_stages_counted_are_the_stages_dvc_runs(tiny_pipeline):
+    ran = ran_stages((tiny_pipeline / "repro.log").read_text())
+    assert estimate.stages(tiny(data={"source": "x.tar.gz"})) == len(ran) == len(set(ran)) == 40
+
+
+def test_every_stage_start_up_is_in_the_total(monkeypatch):
+    """A run of tiny stages costs their start-ups, not their training: 40 stages x 3 s is 2 minutes."""
+    monkeypatch.setattr(estimate, "seconds_per_image", lambda *args, **kw: 0.0)
+    monkeypatch.setattr(estimate, "tracking_import_seconds", lambda: 1.0)
+    line = estimate.report(tiny(model={"depth": 8}, data={"train_size": 300}, train={"device": "cpu"}), startup_s=2.0)
+    assert "~2 min for the whole pipeline from scratch" in line and "start-ups (40 stages x 3.0 s) 2 min" in line
 
 
 @pytest.mark.parametrize("train_size, epochs, quick_hint", [(None, 200, True), (100, 1, False)])

@@ -3,6 +3,8 @@ store, a teammate pulls trained models from a DVC remote instead of retraining, 
 
 from __future__ import annotations
 
+import pytest
+
 import csv
 import io
 import json
@@ -16,7 +18,9 @@ from mlflow.tracking import MlflowClient
 
 from cnn_pruning.datasets.catalog import CIFAR100_NORMALIZATION
 from cnn_pruning.model import load_checkpoint
-from conftest import REPO, copy_finished, make_cifar100_python, ran_stages, run, set_params, tar_gz
+from helpers import REPO, copy_finished, make_cifar100_python, ran_stages, run, set_params, tar_gz
+
+pytestmark = [pytest.mark.dvc]
 
 UPSTREAM = {"download", "train@adam", "train@sgd", "train@adamax", "evaluate_base@adam", "evaluate_base@sgd",
             "evaluate_base@adamax", "sweep@magnitude", "sweep@l2_unit", "sweep@kmeans_shared", "sweep@kmeans_channel"}

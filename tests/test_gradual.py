@@ -12,7 +12,7 @@ from cnn_pruning import pruning
 from cnn_pruning.model import CifarResNet
 from cnn_pruning.pruning.gradual import GradualPruner, Schedule, plan, step_ratio
 from cnn_pruning.train import TrainConfig, fit, iterations
-from test_pruning import dataset
+from helpers import synthetic_dataset
 
 # every registered method, and the scope-all channel variants, with the options they run
 CASES = [("magnitude", {}), ("random", {"seed": 3}), ("l2_unit", {}), ("l2_unit", {"scope": "all"}),
@@ -95,7 +95,7 @@ class Checked(GradualPruner):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamax"])
 @pytest.mark.parametrize("method, options", CASES, ids=IDS)
 def test_every_step_keeps_the_invariants_and_the_end_has_one_shots_counts(method, options, optimizer):
-    base, ds = base_model(), dataset(2, 5)
+    base, ds = base_model(), synthetic_dataset(2, 5)
     pruner = Checked(base, method, options, Schedule("gradual", 3, 0.75), iterations(ds, CFG))
     history = fit(copy.deepcopy(base), ds, optimizer, HPARAMS[optimizer], CFG, changes=pruner, desc="t")
     assert pruner.done == 3 and pruner.seen == [r for _, r in pruner.steps]  # steps before iterations 0, 1, 2
@@ -109,7 +109,7 @@ def test_every_step_keeps_the_invariants_and_the_end_has_one_shots_counts(method
 
 
 def test_one_step_is_one_shot_pruning_then_fine_tuning():
-    base, ds = base_model(), dataset(2, 5)
+    base, ds = base_model(), synthetic_dataset(2, 5)
     oneshot = pruning.prune(base, "l2_unit", 0.6).model
     fit(oneshot, ds, "sgd", HPARAMS["sgd"], CFG, desc="t")
     pruner = GradualPruner(base, "l2_unit", 0.6, {}, Schedule("gradual", 1, 0.5), iterations(ds, CFG))
@@ -181,7 +181,7 @@ def test_the_schedule_settings_are_validated():
 
 @pytest.mark.parametrize("method", ["l2_unit", "kmeans_shared", "magnitude"])
 def test_resume_after_a_kill_mid_schedule_gives_the_same_final_model(tmp_path, method):
-    base, ds = base_model(), dataset(2, 5)
+    base, ds = base_model(), synthetic_dataset(2, 5)
     cfg = TrainConfig(epochs=3, batch_size=10, device="cpu")   # 6 iterations; steps before 0, 1, 3, 4
     schedule = Schedule("gradual", 4, 1.0)
     straight = GradualPruner(base, method, 0.8, {}, schedule, iterations(ds, cfg))

@@ -23,7 +23,7 @@ from cnn_pruning.measure import model_summary
 from cnn_pruning.model import DEPTHS, STREAM_WIDTHS, CifarResNet, count_params, load_checkpoint, save_checkpoint
 from cnn_pruning.pruning.graph import channel_groups, remove_channels
 from cnn_pruning.train import TrainConfig, fit
-from conftest import class_images
+from helpers import class_images
 
 CHANNEL_METHODS = ("l2_unit", "kmeans_channel", "random_channel")
 

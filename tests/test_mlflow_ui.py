@@ -24,12 +24,13 @@ from mlflow.tracking import MlflowClient
 
 from cnn_pruning import tracking
 from cnn_pruning.datasets.dataset import Dataset, Split
-from conftest import free_port, tool_env
+from helpers import free_port, tool_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 # .ci/run installs chromium and sets CNN_PRUNING_REQUIRE_BROWSER: there a missing browser fails instead of skipping.
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CNN_PRUNING_REQUIRE_BROWSER"),
-                                reason="needs /usr/bin/chromium (apt-get install -y chromium)")
+pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.xdist_group("mlflow_ui"),
+              pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CNN_PRUNING_REQUIRE_BROWSER"),
+                                 reason="needs /usr/bin/chromium (apt-get install -y chromium)")]
 
 EXPERIMENT = "ui-check"
 
@@ -47,35 +48,37 @@ def wait_for_health(uri: str, proc: subprocess.Popen, log: Path, timeout: float 
     pytest.fail(f"mlflow server did not answer /health in {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def logged_run(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def logged_run(tmp_path_factory):
     """Two stage runs of one pipeline invocation (as `dvc exp run -n <name>` logs them), with the data they read, in a
-    fresh SQLite store: (store URI, experiment id, parent name, {stage run name: run id})."""
+    fresh SQLite store: (store URI, experiment id, parent name, {stage run name: run id}). The tests only read it."""
+    tmp_path = tmp_path_factory.mktemp("ui-store")
     store = f"sqlite:///{tmp_path / 'ui.db'}"
-    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
     parent = f"ratio-{uuid.uuid4().hex[:8]}"  # unique: it can only be in the page if the UI rendered it
-    monkeypatch.setenv("DVC_EXP_NAME", parent)
-    monkeypatch.setenv(tracking.INVOCATION_ENV, parent)
-    monkeypatch.chdir(tmp_path)
-    rng = np.random.default_rng(0)
-    split = lambda n: Split(rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))  # noqa: E731
-    data = Dataset(split(20), split(5), split(8), tuple("abcdefghij"), str(tmp_path / "cifar10.tar.gz"), None)
-    children = {}
-    for method in ("magnitude", "l2_unit"):
-        name = tracking.run_name("finetune", method, 0.9)
-        with tracking.stage_run("finetune", name, params={"epochs": 1}, data=data, splits=("train", "val", "test"),
-                                coords=tracking.coordinates(method=method, ratio=0.9)) as run:
-            run.log_metrics({"val_acc": 0.5}, step=1)
-        children[name] = run.run_id
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in {"DVC_ROOT": str(tmp_path), "MLFLOW_TRACKING_URI": store, "DVC_EXP_NAME": parent,
+                           "MLFLOW_EXPERIMENT_NAME": EXPERIMENT, tracking.INVOCATION_ENV: parent}.items():
+            env.setenv(key, value)
+        env.chdir(tmp_path)
+        rng = np.random.default_rng(0)
+        split = lambda n: Split(rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))  # noqa: E731
+        data = Dataset(split(20), split(5), split(8), tuple("abcdefghij"), str(tmp_path / "cifar10.tar.gz"), None)
+        children = {}
+        for method in ("magnitude", "l2_unit"):
+            name = tracking.run_name("finetune", method, 0.9)
+            with tracking.stage_run("finetune", name, params={"epochs": 1}, data=data, splits=("train", "val", "test"),
+                                    coords=tracking.coordinates(method=method, ratio=0.9)) as run:
+                run.log_metrics({"val_acc": 0.5}, step=1)
+            children[name] = run.run_id
     exp = MlflowClient(tracking_uri=store).get_experiment_by_name(EXPERIMENT)
     return store, exp.experiment_id, parent, children
 
 
-@pytest.fixture
-def ui_server(tmp_path, logged_run):
-    """`mlflow server` on a free port over that store; its process group is killed at teardown."""
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory, logged_run):
+    """`mlflow server` on a free port over that store, one for the module's tests; its process group is killed at
+    teardown."""
+    tmp_path = tmp_path_factory.mktemp("ui-server")
     store = logged_run[0]
     port = free_port()
     log = tmp_path / "server.log"
@@ -118,8 +121,10 @@ def rendered(url: str, expected: str, profile: Path) -> str:
     return dom
 
 
-def test_the_experiment_page_shows_the_parent_run_with_its_data(tmp_path, logged_run, ui_server):
-    _, exp_id, parent, children = logged_run
+def test_the_experiment_page_shows_the_parent_run_with_its_data(tmp_path, logged_run, ui_server, monkeypatch):
+    store, exp_id, parent, children = logged_run
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
     url = tracking.ui_url(ui_server)  # what `make mlflow-ui` prints: the Model-training view of the experiment
     assert url == f"{ui_server}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
     dom = rendered(url, parent, tmp_path / "profile")

@@ -17,7 +17,9 @@ import torch
 
 from cnn_pruning.measure import count_parameters
 from cnn_pruning.model import load_checkpoint
-from conftest import run
+from helpers import copy_of, output_hashes, run
+
+pytestmark = [pytest.mark.dvc]
 
 OPTIMIZERS = ("adam", "sgd", "adamax")
 METHODS = ("none", "magnitude", "l2_unit", "kmeans_shared", "kmeans_channel")
@@ -155,20 +157,24 @@ def _dvc_md5(repo, out):
     raise KeyError(out)
 
 
-def test_second_repro_runs_nothing(tiny_pipeline):
-    proc = run(["dvc", "repro"], tiny_pipeline)
+def test_second_repro_runs_nothing(tiny_pipeline, tmp_path):
+    repo = copy_of(tiny_pipeline, tmp_path / "repo")  # even `dvc status` writes .dvc/tmp
+    before = output_hashes(repo)
+    proc = run(["dvc", "repro"], repo)
     assert "Running stage" not in proc.stdout, proc.stdout
-    status = run(["dvc", "status"], tiny_pipeline).stdout
+    status = run(["dvc", "status"], repo).stdout
     assert "up to date" in status.lower() or status.strip() == "", status
+    assert output_hashes(repo) == before
 
 
-def test_plain_plots_show_renders_every_chart_offline_in_a_fresh_clone(tiny_pipeline):
+def test_plain_plots_show_renders_every_chart_offline_in_a_fresh_clone(tiny_pipeline, tmp_path):
     """tiny_pipeline holds only git's files (no `make setup` ran in it): plain `dvc plots show` finds the committed
     page template and writes dvc_plots/index.html with the libraries inline, every chart titled in words."""
-    assert not (tiny_pipeline / "tools" / "vega" / "node_modules").exists()
-    proc = run(["dvc", "plots", "show"], tiny_pipeline)
+    repo = copy_of(tiny_pipeline, tmp_path / "repo")
+    assert not (repo / "tools" / "vega" / "node_modules").exists()
+    proc = run(["dvc", "plots", "show"], repo)
     assert "dvc_plots/index.html" in proc.stdout
-    html = (tiny_pipeline / "dvc_plots" / "index.html").read_text()
+    html = (repo / "dvc_plots" / "index.html").read_text()
     for title in ("validation accuracy per epoch, by optimizer", "Fine-tuning after pruning at ratio 0.5",
                   "Inference speed vs pruning ratio (pytorch, batches of 32 images)", "Nonzero parameters vs pruning ratio",
                   "Compact export size vs pruning ratio", "Test accuracy vs pruning ratio",
@@ -189,6 +195,16 @@ def test_prune_and_finetune_metrics_per_method(tiny_pipeline, method):
     assert {"base_val_acc", "base_test_acc", "val_acc", "test_acc", "params", "nonzero_params", "distinct_filters",
             "macs", "ratio", "method", "base"} <= pruned.keys()
     assert pruned["ratio"] == (None if method == "none" else 0.5) and pruned["base"] == "sgd"
+    # The counts are the pruned model's own, and the base's accuracy is the one its evaluation measured.
+    model, _ = load_checkpoint(tiny_pipeline / "models" / "pruned" / f"{method}.pt")
+    counts = count_parameters(model)
+    assert (pruned["params"], pruned["nonzero_params"]) == (counts["params"], counts["nonzero_params"])
+    if method in ("magnitude", "l2_unit"):  # zeroed weights stay stored: fewer nonzeros than params
+        assert pruned["nonzero_params"] < pruned["params"]
+    assert 0 < pruned["macs"] <= read_json(tiny_pipeline / "metrics" / "prune" / "none.json")["macs"]
+    assert pruned["base_test_acc"] == read_json(tiny_pipeline / "metrics" / "evaluate" / "base-sgd.json")["test_acc"]
+    if method == "none":
+        assert (pruned["val_acc"], pruned["test_acc"]) == (pruned["base_val_acc"], pruned["base_test_acc"])
     tuned = read_json(tiny_pipeline / "metrics" / "finetune" / f"{method}.json")
     assert tuned["epochs"] == 1 and tuned["method"] == method
     with open(tiny_pipeline / "plots" / "finetune" / f"{method}.csv") as f:
@@ -222,6 +238,14 @@ def test_evaluate_metrics(tiny_pipeline, name):
             "method", "ratio", "base", "base_test_acc"} <= ev.keys()
     assert len(ev["per_class_acc"]) == 10 and ev["runtime"] == "pytorch" and ev["batch_size"] == 32
     assert (tiny_pipeline / "models" / "compact" / f"{name}.rz").stat().st_size == ev["size_bytes"]
+    # The ratios are of the numbers beside them; the test split is balanced (10 a class), so the mean per-class
+    # accuracy is the accuracy; a base model is its own reference.
+    assert ev["size_ratio"] == pytest.approx(ev["base_size_bytes"] / ev["size_bytes"])
+    assert ev["speedup"] == pytest.approx(ev["base_ms_per_batch"] / ev["ms_per_batch"])
+    assert ev["acc_drop"] == pytest.approx(ev["base_test_acc"] - ev["test_acc"])
+    assert sum(ev["per_class_acc"]) / 10 == pytest.approx(ev["test_acc"]) and ev["test_images"] == 100
+    if name.startswith("base-"):
+        assert ev["test_acc"] == ev["base_test_acc"] and ev["params"] == ev["base_params"] == 269_722
     timing = read_json(tiny_pipeline / "metrics" / "evaluate" / f"{name}.timing.json")
     assert len(timing["base"]["32"]["ms"]) == len(timing["candidate"]["32"]["ms"]) == 2
 

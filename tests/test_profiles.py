@@ -13,7 +13,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from cnn_pruning import config, profiles
 from cnn_pruning.params import load_params
-from conftest import REPO, copy_repo, run, tool_env
+from helpers import REPO, copy_repo, run, tool_env
 
 FOLDER = REPO / "profiles"
 SHIPPED = load_params(REPO / "params.yaml")
@@ -31,8 +31,12 @@ def overlay(params: dict, flat: dict) -> dict:
     return out
 
 
-def test_the_readme_s_profiles_exist():
-    assert {"quick", "paper"} <= set(NAMES)
+def test_the_readme_s_profile_table_lists_exactly_the_profiles_there_are():
+    """Each row of the README's profile table (| `name` | ...) is a file in profiles/, and each file has a row."""
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("Named profiles are params overlays in `profiles/`", 1)[1].split("\n\n", 2)[1]
+    rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines()[2:] if line.startswith("| `")]
+    assert sorted(rows) == sorted(NAMES) and {"quick", "paper"} <= set(rows), (rows, NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -78,6 +82,7 @@ def test_a_bad_profile_or_key_is_named_with_what_is_allowed(profile, words, mess
         profiles.overrides(profile, words, SHIPPED, FOLDER)
 
 
+@pytest.mark.dvc
 def test_make_run_profile_applies_the_overlay_through_dvc_exp_run(tmp_path, tiny_source):
     """The Makefile's path end to end (validate only): the quick profile plus a one-off path in params.yaml, typed as
     params.yaml types them; the values stay there (what the README says), and `PROFILE=paper` puts the recipe back."""

@@ -14,13 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from cnn_pruning import pruning
-from cnn_pruning.datasets.catalog import CIFAR10_CLASSES
-from cnn_pruning.datasets.dataset import Dataset, Split
+from cnn_pruning.datasets.dataset import Dataset
 from cnn_pruning.model import (DEPTHS, STREAM_WIDTHS, CifarResNet, SharedConv2d, count_params, load_checkpoint,
                                materialize, save_checkpoint)
 from cnn_pruning.inputs import normalize
 from cnn_pruning.train import TrainConfig, fit
-from conftest import class_images
+from helpers import synthetic_dataset
 
 RATIOS = [0.0, 0.3, 0.5, 0.9]
 OUTER = [w for w in STREAM_WIDTHS for _ in range(3)]
@@ -28,9 +27,7 @@ BLOCK_CIN = [16] + OUTER[:-1]
 
 
 def dataset(per_class: int, seed: int) -> Dataset:
-    def split(n, s):
-        return Split(np.concatenate([class_images(c, n, s) for c in range(10)]), np.repeat(np.arange(10), n))
-    return Dataset(split(per_class, seed), split(2, seed + 1), split(2, seed + 2), CIFAR10_CLASSES, "synthetic", None)
+    return synthetic_dataset(per_class, seed, held_out=2)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

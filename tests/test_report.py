@@ -5,35 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from cnn_pruning import files, report
 
-EVALUATED = dict(nonzero_params=100, distinct_filters=10, macs=2_000_000, size_bytes=2048, speedup_b1=1.0,
-                 images_per_s=500.0, batch_size=256, runtime="pytorch", device="cpu", threads=2)
-SWEEP_COLUMNS = ("method", "ratio", "test_acc", "params", "nonzero_params", "macs", "size_bytes", "size_ratio", "speedup",
-                 "images_per_s", "base_images_per_s", "timed_batch_size", "runtime")
-
-
-def write_results(root, stale_method: str | None = None) -> report.Folders:
-    """The files the earlier stages write, for one base model (sgd) and two methods (none, l2_unit)."""
-    folders = report.Folders(*(str(root / d) for d in ("train", "prune", "finetune", "evaluate", "sweep")))
-    files.write_json(root / "train" / "sgd.json", {"test_acc": 0.9})
-    files.write_json(root / "evaluate" / "base-sgd.json", {"method": "base", "ratio": 0.0, "base": "sgd",
-                                                            "test_acc": 0.9, "params": 1000, "size_ratio": 1.0,
-                                                            "speedup": 1.0, **EVALUATED})
-    for method, ratio, after_prune, tuned, speedup in (("none", None, 0.9, 0.91, 1.0), ("l2_unit", 0.5, 0.3, 0.85, 1.6)):
-        files.write_json(root / "prune" / f"{method}.json", {"base_test_acc": 0.9, "test_acc": after_prune})
-        files.write_json(root / "finetune" / f"{method}.json", {"best_val_acc": tuned - 0.01})
-        files.write_json(root / "evaluate" / f"{method}.json", {"method": method, "ratio": ratio, "base": "sgd",
-                                                                 "test_acc": tuned, "params": 500, "size_ratio": 2.0,
-                                                                 "speedup": speedup, **EVALUATED})
-    points = [{"method": "l2_unit", "ratio": r, "test_acc": 0.5, "params": 700, "nonzero_params": 650, "macs": 3e6, "size_bytes": 4096,
-               "size_ratio": 1.5, "speedup": 1.2, "images_per_s": 600, "base_images_per_s": 500,
-               "timed_batch_size": 256, "runtime": "pytorch"} for r in (0.5, 0.9)]
-    files.write_csv(root / "sweep" / "l2_unit.csv", points, SWEEP_COLUMNS)
-    if stale_method:  # what DVC leaves behind when a method is dropped from the matrix
-        files.write_json(root / "evaluate" / f"{stale_method}.json", {"test_acc": 0.0})
-    return folders
-
+from cnn_pruning import report
+from helpers import write_results
 
 def test_rows_join_prune_finetune_and_evaluate_per_model_and_ignore_stale_files(tmp_path):
     folders = write_results(tmp_path, stale_method="magnitude")

@@ -12,7 +12,7 @@ from cnn_pruning.point import run_point, variant_settings
 from cnn_pruning.pruning.gradual import Schedule
 from cnn_pruning.study import DEFAULT_VARIANT, point_name, seeded, series_name
 from cnn_pruning.train import TrainConfig
-from test_train import tiny_dataset
+from helpers import synthetic_dataset
 
 RECIPE = TrainConfig(epochs=1, batch_size=32, eval_batch_size=64, seed=0)
 SGD = {"lr": 0.01, "momentum": 0.9}
@@ -39,7 +39,7 @@ def test_names_of_points_and_series():
 def points(tmp_path_factory):
     """A few points on a tiny dataset: the same base, methods with and without randomness, two seeds."""
     torch.manual_seed(0)
-    base, ds, scratch = CifarResNet(), tiny_dataset(), tmp_path_factory.mktemp("points") / "x.rz"
+    base, ds, scratch = CifarResNet(), synthetic_dataset(12, 0, held_out=4), tmp_path_factory.mktemp("points") / "x.rz"
     out = {}
     for method, ratio, seed in (("magnitude", 0.5, 0), ("magnitude", 0.5, 1), ("random", 0.5, 0),
                                 ("random", 0.5, 1), ("random", 0.5, 0), ("none", None, 0)):
@@ -85,14 +85,14 @@ def test_the_control_is_the_unpruned_base_fine_tuned(points):
     base, out = points
     (model, row), = out[("none", 0)]
     assert row["ratio"] is None and row["nonzero_params"] == row["params"] and row["macs_reduction"] == 1.0
-    assert row["acc_after_prune"] == accuracy(base, tiny_dataset().test)["accuracy"]  # nothing was pruned
+    assert row["acc_after_prune"] == accuracy(base, synthetic_dataset(12, 0, held_out=4).test)["accuracy"]  # nothing was pruned
     assert not model.masks and not _same_weights(model, base)  # trained further, base untouched
 
 
 @pytest.mark.parametrize("variant", ["gradual", "oneshot_distill", "gradual_distill"])
 def test_a_variant_prunes_and_tunes_its_way_to_one_shots_architecture(variant, tmp_path):
     torch.manual_seed(0)
-    base, ds = CifarResNet(), tiny_dataset()
+    base, ds = CifarResNet(), synthetic_dataset(12, 0, held_out=4)
     oneshot = pruning.prune(base, "l2_unit", 0.5).model
     before = {k: v.clone() for k, v in base.state_dict().items()}
     model, row = run_point(base, ds, "l2_unit", 0.5, 0, {}, RECIPE, "sgd", SGD, scratch=str(tmp_path / "x.rz"),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from cnn_pruning import study_table
-from conftest import run, tool_env
+from helpers import run, tool_env
 
 
+@pytest.mark.dvc
 def test_the_table_has_a_row_per_method_a_column_per_ratio_and_the_answer(tiny_pipeline):
     proc = run([sys.executable, "-m", "cnn_pruning.study_table", "results/study/summary.csv"], tiny_pipeline,
                env=tool_env())

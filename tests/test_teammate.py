@@ -19,12 +19,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TINY_OVERRIDES, copy_repo, run, tool_env
+from helpers import REPO, TINY_OVERRIDES, copy_repo, run, tool_env
+
+pytestmark = [pytest.mark.dvc, pytest.mark.server, pytest.mark.xdist_group("teammate")]
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 SUBNET = "10.213.77"   # private addresses of this test's own: A is .1, B is .2
@@ -97,6 +100,7 @@ def hosts(tmp_path_factory):
         sshd = subprocess.Popen(["ip", "netns", "exec", b, SSHD, "-D", "-e", "-f", str(config)],
                                 stdout=subprocess.DEVNULL, stderr=open(root / "sshd.log", "w"))
         started.append(sshd.pid)
+        listening(a, B_ADDR, 22, sshd, root / "sshd.log")  # before anything connects: no race with its start-up
 
         # B: the project's MLflow server, on B's address, answering to that name.
         server = sh("ip", "netns", "exec", b, "bash", str(REPO / "tools" / "mlflow_server.sh"), "start",
@@ -120,6 +124,16 @@ def hosts(tmp_path_factory):
                 pass
         for ns in (a, b):
             sh("ip", "netns", "del", ns, check=False)
+
+
+def listening(ns: str, addr: str, port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Wait until `addr:port` accepts a TCP connection from namespace `ns`; fail with `proc`'s log if it died."""
+    probe = f"import socket; socket.create_connection(({addr!r}, {port}), timeout=2).close()"
+    deadline = time.monotonic() + timeout
+    while sh("ip", "netns", "exec", ns, sys.executable, "-c", probe, check=False).returncode != 0:
+        assert proc.poll() is None, f"sshd exited ({proc.returncode}):\n{log.read_text()[-2000:]}"
+        assert time.monotonic() < deadline, f"nothing listens on {addr}:{port} after {timeout:.0f} s"
+        time.sleep(0.2)
 
 
 def pin_host_key(home: Path, host_key: str, keyfile: Path) -> None:
@@ -195,4 +209,6 @@ def test_a_host_key_other_than_the_pinned_one_is_refused(hosts, tmp_path):
     env = tool_env(HOME=str(home))
     pushed = run(["ip", "netns", "exec", hosts["a"], "dvc", "push"], repo, env=env, check=False)
     assert pushed.returncode != 0, pushed.stdout
+    # Refused for the key, by the pinning ssh (B's sshd is up: the fixture waited for it), not for a closed port.
+    assert "Host key verification failed" in pushed.stdout + pushed.stderr, pushed.stdout + pushed.stderr
     assert not (hosts["root"] / "b-remote-impostor-check").exists()

@@ -5,24 +5,19 @@ from __future__ import annotations
 import math
 import re
 
-import numpy as np
 import pytest
 import torch
 
-from cnn_pruning.datasets.catalog import CIFAR10_CLASSES
-from cnn_pruning.datasets.dataset import Dataset, Split
+from cnn_pruning.datasets.dataset import Dataset
 from cnn_pruning.model import CifarResNet
 from cnn_pruning import schema
 from cnn_pruning.train import (Distillation, FinetuneConfig, TrainConfig, TrainingDiverged, augment,
                                distillation_loss, fit, lr_multiplier, make_optimizer)
-from conftest import class_images
+from helpers import synthetic_dataset
 
 
 def tiny_dataset(per_class: int = 12) -> Dataset:
-    def split(n, seed):
-        images = np.concatenate([class_images(c, n, seed) for c in range(10)])
-        return Split(images, np.repeat(np.arange(10), n).astype(np.int64))
-    return Dataset(split(per_class, 0), split(4, 1), split(4, 2), CIFAR10_CLASSES, "synthetic", None)
+    return synthetic_dataset(per_class, 0, held_out=4)
 
 
 CFG = TrainConfig(epochs=2, batch_size=32, eval_batch_size=64, seed=0)

@@ -24,7 +24,7 @@ cd "$work/repo"
 PYTHONPATH="$here/tests" "$py" - "$source_dir" <<'EOF'
 import sys
 from pathlib import Path
-import conftest  # the tests' tiny source and settings, so this run is the tests' tiny pipeline
+import helpers as conftest  # the tests' tiny source and settings, so this run is the tests' tiny pipeline
 folder = Path(sys.argv[1])
 source = folder / "cifar-tiny.tar.gz"
 if not source.exists():

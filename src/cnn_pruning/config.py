@@ -29,7 +29,7 @@ from .errors import UserError
 from .evaluation import EvaluateConfig, SweepConfig
 from .model import ModelConfig
 from .params import TrackingConfig
-from .study_report import StudyConfig
+from .study import StudyConfig
 from .train import BaseTrainingConfig, FinetuneConfig, optimizer_class
 
 # params.yaml's sections, in file order, and the dataclass that defines each.

@@ -2,19 +2,24 @@
 
     line = estimate.report(params)     # "This CPU: ~61 h for the whole pipeline (...)" or None on CUDA
 
-Training and fine-tuning are nearly all of the pipeline's time, and each costs a number of training steps known
-from params.yaml alone (images x epochs, per model), so one measurement suffices: the seconds per training image
-of this model on this machine, taken from two epochs of the real training loop over three batches of random images. Pruned models
-are counted as dense (they are no slower), evaluation, timing and the sweep are left out (minutes, not hours), and
-the dataset's size is the official one when data.train_size is null. The estimate ignores DVC's cache: stages that
-are already up to date take no time.
+Training and fine-tuning are most of a full run's time, and each costs a number of training steps known from
+params.yaml alone (images x epochs, per model), so one measurement suffices: the seconds per training image of this
+model on this machine, taken from two epochs of the real training loop over three batches of random images. Pruned
+models are counted as dense (they are no slower). Every stage also pays a start-up (the interpreter, torch, MLflow)
+whatever its size, which is most of a small run's time: the number of stages times the start-up the calling stage
+measured in its own process (`startup_s`: its CPU seconds until then) plus importing MLflow's tracking client here.
+Evaluation, timing, the sweep's pruning and DVC's own bookkeeping are left out, and the dataset's size is the
+official one when data.train_size is null. The estimate ignores DVC's cache: stages that are up to date take no time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import io
+import sys
+import time
 
 import numpy as np
 import torch
@@ -49,6 +54,28 @@ def epochs_of_work(params: dict) -> dict[str, int]:
             "study": (points + len(study["seeds"])) * params["finetune"]["epochs"]}
 
 
+def stages(params: dict) -> int:
+    """How many stages a run from scratch runs: dvc.yaml's stages, each matrix expanded over params.yaml's lists."""
+    train, prune, study = params["train"], params["prune"], params["study"]
+    points = len(study["methods"]) * len(study["ratios"]) * len(study["seeds"]) * len(study["variants"])
+    return (2                                        # validate, download
+            + 2 * len(train["optimizers"])           # train, evaluate_base
+            + 3 * len(prune["methods"])              # prune, finetune, evaluate
+            + len(params["sweep"]["methods"]) + 1    # sweep, report
+            + len(study["seeds"]) + len(study["variants"]) + points   # control, variant, point
+            + len(study["methods"]) * len(study["ratios"]) + 1)       # study_speed, study
+
+
+def tracking_import_seconds() -> float:
+    """Seconds to import MLflow's tracking client and SQL store here: what every stage but validate pays beside the
+    start-up validate itself measures (nothing, where this process imported them already)."""
+    t0 = time.perf_counter()
+    for name in ("mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store"):
+        if name not in sys.modules:
+            importlib.import_module(name)
+    return time.perf_counter() - t0
+
+
 def seconds_per_image(params: dict, classes: int, images: int, batches: int = 3) -> float:
     """Measured seconds per training image of one epoch of the real training loop (augmentation, steps, the
     validation pass in proportion), on `batches` batches of random images at train.batch_size: the second of two
@@ -73,8 +100,9 @@ def hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{max(seconds / 60, 1):.0f} min"
 
 
-def report(params: dict) -> str | None:
-    """What to print before training on a machine without CUDA; None where training would run on CUDA."""
+def report(params: dict, startup_s: float = 0.0) -> str | None:
+    """What to print before training on a machine without CUDA; None where training would run on CUDA.
+    `startup_s`: what the calling stage's process took to start (module docstring)."""
     device = pick_device(params["train"]["device"])
     if device.type == "cuda":
         return None
@@ -84,6 +112,8 @@ def report(params: dict) -> str | None:
     classes = len(KNOWN[params["data"]["name"]].classes) if params["data"]["name"] in KNOWN else 10
     per_image = seconds_per_image(params, classes, images)
     parts = {name: epochs * images * per_image for name, epochs in epochs_of_work(params).items()}
+    per_stage = startup_s + tracking_import_seconds()
+    parts[f"start-ups ({stages(params)} stages x {per_stage:.1f} s)"] = stages(params) * per_stage
     total = sum(parts.values())
     line = (f"Estimate for this CPU ({torch.get_num_threads()} threads, {per_image * 1e3:.1f} ms per training image "
             f"measured on ResNet{params['model']['depth']}): ~{hours(total)} for the whole pipeline from scratch ("

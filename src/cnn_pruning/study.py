@@ -9,16 +9,20 @@ augmentation (the recipe's seed), k-means initialisation and the random baseline
 option); methods without randomness prune the same way at every seed. The base model is shared: the study measures
 the spread of pruning and fine-tuning, not of training the base (one base per optimizer, trained once).
 The control is the base fine-tuned with the same recipe and seed, once per seed (it has no ratio).
-The study section of params.yaml (which points, the tolerance) is cnn_pruning.study_report.StudyConfig: changing
-how results are read reruns no point. A point is run by cnn_pruning.point, summarised by cnn_pruning.study_report; the stages are stages/study_point.py,
+The study section of params.yaml (which points, the tolerance) is StudyConfig, here beside the names it checks, so
+that validating params.yaml imports none of the statistics: changing how results are read reruns no point. A point
+is run by cnn_pruning.point, summarised by cnn_pruning.study_report; the stages are stages/study_point.py,
 study_speed.py and study_report.py.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import pruning
+from .pruning import METHODS, SCOPE_ALL_VARIANTS
+from .schema import Rule, int_list, number, of_type, ratio_list, setting
 
 
 class Variant(NamedTuple):
@@ -51,3 +55,22 @@ def series_name(method: str, variant: str) -> str:
     the method alone for the default variant (one-shot, no distillation), else method-variant: "-" is allowed in
     file names on every OS and in MLflow metric names, and no method or variant name has one."""
     return method if variant == DEFAULT_VARIANT else f"{method}-{variant}"
+
+
+@dataclass
+class StudyConfig:
+    """params.yaml's study section: accuracy after fine-tuning over methods x ratios x seeds, against the control."""
+    methods: list = setting([*METHODS, *SCOPE_ALL_VARIANTS],
+                            of_type(list, text="a list of method names or named variants"),
+                            "methods studied, baselines included (the control is always there)")
+    ratios: list = setting([0.3, 0.5, 0.7, 0.9], ratio_list(), "fractions removed; one point per ratio and seed")
+    seeds: list = setting([0, 1, 2], int_list(0), "one point per seed: fine-tuning order, k-means init, baselines")
+    variants: list = setting([DEFAULT_VARIANT], Rule(
+        lambda v: isinstance(v, list) and len(v) > 0 and len(set(v)) == len(v) and all(x in VARIANTS for x in v),
+        f"a non-empty list of distinct names from {', '.join(VARIANTS)}"),
+        "how each point is pruned and fine-tuned: one-shot or gradual (prune.steps, prune.prune_until), with or "
+        "without distillation (finetune.distill_*); the same fine-tune epochs in all")
+    tolerance: float = setting(1.0, number(0, 100),
+                               "accuracy points (%) below the control's mean that still count as 'no loss'")
+    significance: float = setting(0.05, number(0, 1),
+                                  "Welch t-test level: a p-value at or above it = not distinguishable")

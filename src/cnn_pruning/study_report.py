@@ -1,7 +1,7 @@
 """The study's results: per-point rows summarised per (method, ratio) with their spread over seeds, compared with
 the control and with each method's random baseline, and the one-line answer per method.
 
-    cfg = schema.build(StudyConfig, params["study"])         # which points; the tolerance; the test's level
+    cfg = schema.build(StudyConfig, params["study"])         # cnn_pruning.study: which points, tolerance, level
     points, control, speed = collect("results/study/points", "results/study/speed", cfg)   # what params list
     rows = summary(points, control, speed, cfg)      # one row per (method, variant, ratio), plus the control's
     answers(rows)                                    # {series: the largest ratio within study.tolerance, or None}
@@ -21,14 +21,12 @@ import itertools
 import json
 import math
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 
 from scipy import stats
 
-from .pruning import BASELINES, CONTROL, METHODS, SCOPE_ALL_VARIANTS, baseline_of, resolve
-from .schema import Rule, int_list, number, of_type, ratio_list, setting
-from .study import DEFAULT_VARIANT, VARIANTS, point_name, series_name
+from .pruning import BASELINES, CONTROL, baseline_of, resolve
+from .study import DEFAULT_VARIANT, StudyConfig, point_name, series_name
 
 POINT_COLUMNS = ("method", "variant", "ratio", "seed", "test_acc", "acc_after_prune", "params", "nonzero_params",
                  "distinct_filters", "macs", "macs_nonzero_weights", "macs_reduction", "size_bytes", "epochs")
@@ -42,25 +40,6 @@ def _read(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the stage that writes it has not run")
     return json.loads(path.read_text())
-
-
-@dataclass
-class StudyConfig:
-    """params.yaml's study section: accuracy after fine-tuning over methods x ratios x seeds, against the control."""
-    methods: list = setting([*METHODS, *SCOPE_ALL_VARIANTS],
-                            of_type(list, text="a list of method names or named variants"),
-                            "methods studied, baselines included (the control is always there)")
-    ratios: list = setting([0.3, 0.5, 0.7, 0.9], ratio_list(), "fractions removed; one point per ratio and seed")
-    seeds: list = setting([0, 1, 2], int_list(0), "one point per seed: fine-tuning order, k-means init, baselines")
-    variants: list = setting([DEFAULT_VARIANT], Rule(
-        lambda v: isinstance(v, list) and len(v) > 0 and len(set(v)) == len(v) and all(x in VARIANTS for x in v),
-        f"a non-empty list of distinct names from {', '.join(VARIANTS)}"),
-        "how each point is pruned and fine-tuned: one-shot or gradual (prune.steps, prune.prune_until), with or "
-        "without distillation (finetune.distill_*); the same fine-tune epochs in all")
-    tolerance: float = setting(1.0, number(0, 100),
-                               "accuracy points (%) below the control's mean that still count as 'no loss'")
-    significance: float = setting(0.05, number(0, 1),
-                                  "Welch t-test level: a p-value at or above it = not distinguishable")
 
 
 def collect(points_dir, speed_dir, cfg: StudyConfig) -> tuple[list[dict], list[dict], dict]:

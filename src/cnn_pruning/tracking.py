@@ -381,7 +381,10 @@ class StageRun:
         mlflow.set_experiment(experiment_id=self.experiment_id)  # the logged model's experiment is the active one
         info = _retry(mlflow.onnx.log_model, onnx.load(str(path)), name=name, run_id=self.run_id,
                       signature=infer_signature(example, outputs), input_example=example,
-                      onnx_execution_providers=["CPUExecutionProvider"], save_as_external_data=False)
+                      onnx_execution_providers=["CPUExecutionProvider"], save_as_external_data=False,
+                      # Stated, not inferred: inferring starts a Python subprocess that imports the flavour to see
+                      # what it loads (seconds per stage); serving an ONNX model needs exactly onnx + onnxruntime.
+                      pip_requirements=mlflow.onnx.get_default_pip_requirements())
         if metrics:
             now = int(time.time() * 1000)
             _retry(self.client.log_batch, self.run_id, metrics=[

@@ -45,20 +45,17 @@ other options than the earlier result's, a lower ratio, a model whose structure 
 from __future__ import annotations
 
 import copy
+import importlib
 from dataclasses import dataclass
 
 from .. import schema
 from ..model import CifarResNet, count_params
 from ..schema import number, of_type, setting
-from . import kmeans_channel, kmeans_shared, l2_unit, magnitude, random_channel, random_weights
 from .common import check_model, check_options, check_ratio
 from .gradual import GradualPruner, Schedule
-from .graph import ChannelGroup, channel_groups, remove_channels
+from .options import REGISTRY
 
-# name -> module with an `Options` dataclass (defaults, allowed values, docs) and prune(model, ratio, **options)
-_REGISTRY = {"magnitude": magnitude, "l2_unit": l2_unit, "kmeans_shared": kmeans_shared,
-             "kmeans_channel": kmeans_channel, "random": random_weights, "random_channel": random_channel}
-METHODS = tuple(_REGISTRY)
+METHODS = tuple(REGISTRY)
 VARIANT_KEY = "method"  # in prune.options.<name>: the registered method a named variant runs
 BASELINES = ("random", "random_channel")  # what a criterion must beat: the same counts, chosen by chance
 # The variants params.yaml ships: each channel method and its baseline with the residual streams pruned too.
@@ -95,7 +92,7 @@ class PruneResult:
 def options_class(method: str) -> type:
     """The `Options` dataclass of `method`: its options' defaults, allowed values and docs."""
     validate(method, 0.0)
-    return _REGISTRY[method].Options
+    return REGISTRY[method].options
 
 
 def defaults(method: str) -> dict:
@@ -108,12 +105,19 @@ def validate(method: str, ratio, options: dict | None = None) -> tuple[float, di
 
     Raises ValueError naming the bad value and what is allowed.
     """
-    if not isinstance(method, str) or method not in _REGISTRY:
+    if not isinstance(method, str) or method not in REGISTRY:
         raise ValueError(f"unknown pruning method {method!r}; allowed: {', '.join(METHODS)}")
     ratio = check_ratio(ratio)
     if options is not None and not isinstance(options, dict):
         raise ValueError(f"pruning options must be a dict of option names to values, got {options!r}")
-    return ratio, check_options(method, dict(options or {}), _REGISTRY[method].Options)
+    return ratio, check_options(method, dict(options or {}), REGISTRY[method].options)
+
+
+def implementation(method: str):
+    """The module that prunes with `method` (its prune(model, ratio, previous, **options)), imported on first use:
+    a stage that prunes with magnitude never imports Torch-Pruning, one that only names methods imports no method.
+    Every module of this package is a code dependency of whatever imports the package (tests/test_dependencies.py)."""
+    return importlib.import_module(f"{__name__}.{REGISTRY[method].module}")
 
 
 def prune(model: CifarResNet, method: str, ratio: float, previous: dict | None = None, **options) -> PruneResult:
@@ -125,7 +129,7 @@ def prune(model: CifarResNet, method: str, ratio: float, previous: dict | None =
     else:
         check_continuation(model, method, ratio, options, previous)
     work = copy.deepcopy(model)  # methods may edit what they get in place; the caller's model stays as it was
-    pruned, details = _REGISTRY[method].prune(work, ratio, previous=previous, **options)
+    pruned, details = implementation(method).prune(work, ratio, previous=previous, **options)
     info = {"method": method, "ratio": ratio, "options": options,
             "params_before": previous["params_before"] if previous else count_params(model),
             "params_after": count_params(pruned), "masked_zeros": masked_zeros(pruned),
@@ -171,13 +175,13 @@ def resolve(name: str, table: dict | None = None) -> tuple[str, dict]:
     if entry is not None and not isinstance(entry, dict):
         raise ValueError(f"prune.options.{name} = {entry!r} is not allowed; expected a mapping of options")
     entry = dict(entry or {})
-    if name in _REGISTRY:
+    if name in REGISTRY:
         if VARIANT_KEY in entry:
             raise ValueError(f"prune.options.{name}: {VARIANT_KEY!r} names the method of a variant of your own; "
                              f"{name!r} is a registered method itself (call the variant something else)")
         return name, entry
     method = entry.pop(VARIANT_KEY, None)
-    if method not in _REGISTRY:
+    if method not in REGISTRY:
         if method is None:
             raise ValueError(f"unknown pruning method {name!r}; allowed: {', '.join(METHODS)}, or a variant defined "
                              f"in prune.options as `{name}: {{{VARIANT_KEY}: <one of them>, <options>}}`")
@@ -189,17 +193,17 @@ def resolve(name: str, table: dict | None = None) -> tuple[str, dict]:
 def baseline_of(name: str, table: dict | None = None, among=None) -> str | None:
     """The random baseline that removes what the entry `name` removes, chosen by chance: the chance level it must
     beat. That is the entry of `among` (default: the baseline's own name) that runs the method's baseline (each
-    baseline module's MATCHES) with the same values of the options that decide what is removed (its
-    MATCHED_OPTIONS: scope and round_to for random_channel), e.g. l2_unit_all -> random_channel_all. None for the
+    baseline's `matches` in pruning.options.REGISTRY) with the same values of the options that decide what is removed
+    (its `matched_options`: scope and round_to for random_channel), e.g. l2_unit_all -> random_channel_all. None for the
     baselines themselves, the control, kmeans_shared (it removes no weights or channels: no random choice matches
     its shared filters), or when `among` has no matching entry."""
     if name == CONTROL:
         return None
     method, options = resolve(name, table)
-    baseline = next((b for b in BASELINES if method in _REGISTRY[b].MATCHES), None)
+    baseline = next((b for b in BASELINES if method in REGISTRY[b].matches), None)
     if baseline is None:
         return None
-    keys = getattr(_REGISTRY[baseline], "MATCHED_OPTIONS", ())
+    keys = REGISTRY[baseline].matched_options
     want = {k: validate(method, 0.0, options)[1][k] for k in keys}
     for candidate in (baseline,) if among is None else among:
         if candidate == CONTROL:
@@ -215,7 +219,6 @@ def masked_zeros(model: CifarResNet) -> int:
     return sum(int((~keep).sum()) for keep in model.masks.values())
 
 
-__all__ = ["BASELINES", "CONTROL", "METHODS", "VARIANT_KEY", "ChannelGroup", "GradualPruner", "PruneConfig",
-           "PruneResult", "Schedule",
-           "baseline_of", "channel_groups", "check_continuation", "defaults", "masked_zeros", "options_class", "prune",
-           "remove_channels", "resolve", "structure", "validate"]
+__all__ = ["BASELINES", "CONTROL", "METHODS", "REGISTRY", "VARIANT_KEY", "GradualPruner", "PruneConfig", "PruneResult",
+           "Schedule", "baseline_of", "check_continuation", "defaults", "implementation", "masked_zeros",
+           "options_class", "prune", "resolve", "structure", "validate"]

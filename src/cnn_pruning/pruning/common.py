@@ -12,7 +12,6 @@ something; with round_to > 1 the kept count is then rounded to a multiple (n_kep
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,26 +20,8 @@ import torch.nn as nn
 from .. import schema
 from ..fold import fold
 from ..model import CifarResNet, SharedConv2d, apply_masks, build
-from ..schema import integer, one_of, setting
 
 # ---------------------------------------------------------------------------------------------- checks and counts
-
-
-@dataclass
-class KMeansOptions:
-    """The options every k-means method has (each method's Options adds its own)."""
-    seed: int = setting(0, integer(0, 2**32 - 1), "random_state of scikit-learn's KMeans (k-means++ init)")
-    n_init: int = setting(4, integer(1, 1000), "k-means restarts; the best (lowest inertia) one is kept")
-
-
-@dataclass
-class ChannelOptions:
-    """The options every channel-removing method has (each method's Options adds its own)."""
-    scope: str = setting("inner", one_of("inner", "all"),
-                         "inner: only each block's inner width shrinks (the seeds' method); all: the residual "
-                         "streams too (every coupled group the dependency graph finds)")
-    round_to: int = setting(1, integer(1, 64), "kept channels per group rounded to a multiple of this (8 or 16 suit "
-                            "the runtimes' fast kernels; the ratio is then approximate); 1 = exact counts")
 
 
 def check_ratio(ratio) -> float:

@@ -4,7 +4,7 @@
     result = pruning.prune(model, "kmeans_channel", 0.5, scope="all")  # the residual streams too
     result = pruning.prune(model, "kmeans_channel", 0.5, merge=False, seed=1, n_init=8, round_to=8)
 
-Options: the `Options` dataclass below (default, allowed values and a line each; the README's settings table).
+Options: pruning.options.KMeansChannelOptions (default, allowed values and a line each; the README's settings table).
 
 Each group (pruning.graph: scope inner = every block's inner width; scope all = those and every residual stream)
 is described per channel by the BN-folded filters of every layer that writes it: w * gamma / sqrt(var + eps)
@@ -30,21 +30,12 @@ info: merge, stream_widths, inner_widths, layers = {group: {n_filters, k_target,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..model import CifarResNet
-from ..schema import BOOLEAN, setting
-from .common import ChannelOptions, KMeansOptions, folded_filters, kmeans, n_kept, origins
+from .common import folded_filters, kmeans, n_kept, origins
 from .graph import channel_groups, remove_channels
-
-
-@dataclass
-class Options(KMeansOptions, ChannelOptions):
-    """k-means channel clustering's options."""
-    merge: bool = setting(True, BOOLEAN, "sum the readers' input weights of a cluster into the kept channel "
-                          "(C-SGD); false: drop them")
 
 
 def prune(model: CifarResNet, ratio: float, seed: int, n_init: int, merge: bool, scope: str, round_to: int,

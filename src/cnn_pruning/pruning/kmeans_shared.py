@@ -3,7 +3,7 @@
     result = pruning.prune(model, "kmeans_shared", 0.75)               # each conv keeps a quarter of its filters
     result = pruning.prune(model, "kmeans_shared", 0.75, seed=1, n_init=8, include_stem=False)
 
-Options: the `Options` dataclass below (default, allowed values and a line each; the README's settings table).
+Options: pruning.options.KMeansSharedOptions (default, allowed values and a line each; the README's settings table).
 
 For a conv of n filters, k = n - round(ratio * n) (at least 1; the package-wide counting rule, which equals
 max(1, round((1 - ratio) * n)) for the ResNets' even widths). KMeans runs over the flattened filters (float64) and the
@@ -25,20 +25,12 @@ info: layers = {conv name: {n_filters, k_target, k, assignment: [cluster of each
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..model import CifarResNet, materialize
-from ..schema import BOOLEAN, setting
-from .common import KMeansOptions, conv_names, kmeans, n_kept
-
-
-@dataclass
-class Options(KMeansOptions):
-    """k-means weight sharing's options."""
-    include_stem: bool = setting(True, BOOLEAN, "also share the stem conv's filters")
+from .common import conv_names, kmeans, n_kept
 
 
 def distinct_in_order(filters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@
     result = pruning.prune(model, "l2_unit", 0.5, scope="all")         # the residual streams shrink too
     result = pruning.prune(model, "l2_unit", 0.8, scope="all", round_to=8)
 
-Options: the `Options` dataclass below (default, allowed values and a line each; the README's settings table).
+Options: pruning.options.L2UnitOptions (default, allowed values and a line each; the README's settings table).
 
 Counts: a group of n channels keeps common.n_kept(ratio, n, round_to): n - round(ratio * n), at least 1, then
 rounded to a multiple of round_to. Scores come from the ORIGINAL model; a stable sort breaks ties to the lower index.
@@ -33,21 +33,12 @@ info: stream_widths, inner_widths, layers = {conv name: {n_filters, removed: [in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 
 from ..model import CifarResNet
-from ..schema import BOOLEAN, setting
-from .common import ChannelOptions, filter_norms, n_kept, n_removed, origins, pruned_first, smallest, zero_units
+from .common import filter_norms, n_kept, n_removed, origins, pruned_first, smallest, zero_units
 from .graph import ChannelGroup, channel_groups, remove_channels
-
-
-@dataclass
-class Options(ChannelOptions):
-    """L2 filter pruning's options."""
-    include_stem: bool = setting(True, BOOLEAN, "also prune the stem conv's filters (scope inner: zeroed, they feed "
-                                 "the residual sum; scope all: stream.0 shrinks)")
 
 
 def group_norms(model: CifarResNet, group: ChannelGroup) -> torch.Tensor:

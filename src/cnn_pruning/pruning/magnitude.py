@@ -3,7 +3,7 @@
     result = pruning.prune(model, "magnitude", 0.9)                    # global: 90% of all conv weights
     result = pruning.prune(model, "magnitude", 0.5, scope="layer", include_fc=True)
 
-Options: the `Options` dataclass below (default, allowed values and a line each; the README's settings table).
+Options: pruning.options.MagnitudeOptions (default, allowed values and a line each; the README's settings table).
 
 Prunable weights are the conv weights (and fc.weight with include_fc). Exactly round(ratio * N) entries are zeroed:
 N = all prunable entries (global) or each tensor's entries (layer). Positions come from a stable sort of |w|, not
@@ -19,22 +19,11 @@ info: scope, prunable (N), zeroed (total), layers = {param name: {numel, zeroed}
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 
 from ..model import CifarResNet
-from ..schema import BOOLEAN, one_of, setting
 from .common import conv_names, n_removed, pruned_first, set_mask, smallest
-
-
-@dataclass
-class Options:
-    """Magnitude pruning's options."""
-    scope: str = setting("global", one_of("global", "layer"),
-                         "global: rank all prunable weights together; layer: each tensor loses the same fraction")
-    include_stem: bool = setting(False, BOOLEAN, "prune the first conv too (432 weights; hurts most, saves least)")
-    include_fc: bool = setting(False, BOOLEAN, "prune the classifier too")
 
 
 def prunable(model: CifarResNet, include_stem: bool, include_fc: bool) -> list[str]:

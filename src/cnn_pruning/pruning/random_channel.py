@@ -19,23 +19,12 @@ info: stream_widths, inner_widths, seed, layers = {group name: {n_filters, kept:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 
 from ..model import CifarResNet
-from ..schema import integer, setting
-from .common import ChannelOptions, n_kept, origins
+from .common import n_kept, origins
 from .graph import channel_groups, remove_channels
-
-MATCHES = ("l2_unit", "kmeans_channel")  # the criteria whose widths this baseline reproduces
-MATCHED_OPTIONS = ("scope", "round_to")   # ... when these options agree
-
-
-@dataclass
-class Options(ChannelOptions):
-    """The random channel baseline's options."""
-    seed: int = setting(0, integer(0, 2**63 - 1), "which channels: torch.Generator seed")
 
 
 def prune(model: CifarResNet, ratio: float, seed: int, scope: str, round_to: int,

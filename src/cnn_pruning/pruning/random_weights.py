@@ -15,22 +15,11 @@ info: as magnitude's (scope, prunable, zeroed, layers = {param name: {numel, zer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 
 from ..model import CifarResNet
-from ..schema import integer, setting
 from . import magnitude
-
-MATCHES = ("magnitude",)  # the criteria whose counts this baseline reproduces: what it is the chance level of
-MATCHED_OPTIONS = ("scope", "include_stem", "include_fc")  # ... when these options agree
-
-
-@dataclass
-class Options(magnitude.Options):
-    """The random weight baseline's options (magnitude's, plus the seed)."""
-    seed: int = setting(0, integer(0, 2**63 - 1), "which positions: torch.Generator seed")
 
 
 def prune(model: CifarResNet, ratio: float, seed: int, scope: str, include_stem: bool, include_fc: bool,
