@@ -72,7 +72,9 @@ def test_every_stage_start_up_is_in_the_total(monkeypatch):
 
 @pytest.mark.parametrize("train_size, epochs, quick_hint", [(None, 200, True), (100, 1, False)])
 def test_the_report_states_the_total_and_the_quick_command_when_long(train_size, epochs, quick_hint):
-    params = with_(model={"depth": 8}, data={"train_size": train_size}, train={"device": "cpu", "epochs": epochs},
+    # 50 validation images: the probe validates in proportion, and the message is what is tested here
+    params = with_(model={"depth": 8}, data={"train_size": train_size, "val_size": 50},
+                   train={"device": "cpu", "epochs": epochs},
                    finetune={"epochs": 1}, study={"ratios": [0.5], "seeds": [0]})
     line = estimate.report(params)
     assert "for the whole pipeline from scratch" in line and "base models" in line and "study" in line
