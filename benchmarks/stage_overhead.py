@@ -6,7 +6,7 @@
 Builds the tests' tiny pipeline (helpers.TINY_OVERRIDES on the tests' tiny image archive: 300 training images,
 one epoch, 40 stages) in a temporary git+DVC copy of the revision, times one `dvc repro` of it, then runs every
 stage's command from dvc.lock once more on its own, under `python -X importtime` and a harness that times its
-phases: interpreter start and exit, imports (every top-level import, wherever it happens: at the script's top, or
+phases: interpreter start and exit (the stage's own exit included), imports (every top-level import, wherever it happens: at the script's top, or
 lazily inside a function), MLflow tracking (opening and closing the run, finding the parent, logging; imports
 inside it counted as imports) and the rest, the stage's own work (loading data, training, pruning, measuring,
 writing). Overhead = a stage's wall time minus its own work. DVC's own share is the repro's wall time minus the
@@ -63,31 +63,60 @@ def _harness(argv: list[str]) -> None:
     start = time.perf_counter()
     imports: list[tuple[float, float]] = []
     timed = _recorder(imports)
-    builtins.__import__ = timed(builtins.__import__)
-    importlib.import_module = timed(importlib.import_module)
-
-    from cnn_pruning import tracking  # the revision's own, from PYTHONPATH
-
     windows: list[tuple[float, float]] = []
     logged = _recorder(windows)
 
-    for name in dir(tracking.StageRun):
-        if name.startswith(("log_", "set_")):
-            setattr(tracking.StageRun, name, logged(getattr(tracking.StageRun, name)))
-    original = tracking.stage_run
+    def instrument(tracking) -> None:
+        """Time the tracking module's run and logging calls (patched once the stage itself imports it)."""
+        for name in dir(tracking.StageRun):
+            if name.startswith(("log_", "set_")):
+                setattr(tracking.StageRun, name, logged(getattr(tracking.StageRun, name)))
+        original = tracking.stage_run
 
-    @contextlib.contextmanager
-    def stage_run(*args, **kwargs):
-        t0 = time.perf_counter()
-        with original(*args, **kwargs) as run:
-            windows.append((t0, time.perf_counter()))
-            try:
-                yield run
-            finally:
-                closing = time.perf_counter()
-        windows.append((closing, time.perf_counter()))
+        @contextlib.contextmanager
+        def stage_run(*args, **kwargs):
+            t0 = time.perf_counter()
+            with original(*args, **kwargs) as run:
+                windows.append((t0, time.perf_counter()))
+                try:
+                    yield run
+                finally:
+                    closing = time.perf_counter()
+            windows.append((closing, time.perf_counter()))
+        tracking.stage_run = stage_run
 
-    tracking.stage_run = stage_run
+    def importing(fn):
+        def wrapper(*args, **kwargs):
+            module = fn(*args, **kwargs)
+            tracking = sys.modules.get("cnn_pruning.tracking")
+            if hasattr(tracking, "stage_run") and not getattr(tracking, "_timed", False):  # whole, not mid-import
+                tracking._timed = True
+                instrument(tracking)
+            return module
+        return wrapper
+
+    builtins.__import__ = importing(timed(builtins.__import__))
+    importlib.import_module = importing(timed(importlib.import_module))
+
+    def report(code) -> None:
+        end = time.perf_counter()
+
+        def inside(a, b):  # import time spent within the interval (a, b)
+            return sum(min(b, y) - max(a, x) for x, y in imports if y > a and x < b)
+
+        tracking_s = sum(b - a - inside(a, b) for a, b in windows)
+        imports_s = sum(b - a for a, b in imports)
+        Path(os.environ[INNER_ENV]).write_text(json.dumps({
+            "in_process_s": end - start, "imports_s": imports_s, "tracking_s": tracking_s,
+            "work_s": end - start - imports_s - tracking_s, "exit_code": code}))
+
+    real_exit = os._exit
+
+    def exit_now(code):  # a stage that ends its process itself (cnn_pruning.cli.run_stage) reports first
+        report(code)
+        real_exit(code)
+
+    os._exit = exit_now
     sys.argv = list(argv)
     sys.path.insert(0, str(Path(argv[0]).resolve().parent))
     code = 0
@@ -95,16 +124,7 @@ def _harness(argv: list[str]) -> None:
         runpy.run_path(argv[0], run_name="__main__")
     except SystemExit as e:
         code = e.code or 0
-    end = time.perf_counter()
-
-    def inside(a, b):  # import time spent within the interval (a, b)
-        return sum(min(b, y) - max(a, x) for x, y in imports if y > a and x < b)
-
-    tracking_s = sum(b - a - inside(a, b) for a, b in windows)
-    imports_s = sum(b - a for a, b in imports)
-    Path(os.environ[INNER_ENV]).write_text(json.dumps({
-        "in_process_s": end - start, "imports_s": imports_s, "tracking_s": tracking_s,
-        "work_s": end - start - imports_s - tracking_s, "exit_code": code}))
+    report(code)
 
 
 # ---------------------------------------------------------------------------------------------- outside

@@ -3,10 +3,12 @@ MLflow server script) in copies of the repo, and reading a server back over its 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -149,7 +151,8 @@ def tree_hashes(root: Path) -> dict:
 
 def tool_env(**extra: str) -> dict:
     """Environment for running dvc/python stages from the tests: this venv first on PATH, nothing phones home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    # Nothing of the caller's terminal either: COLUMNS and LINES would size the tables `dvc exp show` prints.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_")) and k not in ("COLUMNS", "LINES")}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                MLFLOW_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
                GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t", PYTHONWARNINGS="ignore",
@@ -188,8 +191,17 @@ def tiny_overrides(source: Path, **sections) -> dict:
 
 
 def copy_of(folder: Path, dest: Path) -> Path:
-    """A copy of a shared fixture's folder to change freely (git history, DVC cache and MLflow store with it)."""
+    """A copy of a shared fixture's folder to change freely (git history, DVC cache and MLflow store with it). The
+    store names its artifact folder by absolute path (mlartifacts/ beside it): the copy's store is pointed at the
+    copy's own, or its new runs would write their artifacts into the original."""
     shutil.copytree(folder, dest, symlinks=True)
+    store = dest / "mlflow.db"
+    if store.exists():
+        old, new = (folder / "mlartifacts").as_uri(), (dest / "mlartifacts").as_uri()
+        with contextlib.closing(sqlite3.connect(store)) as db, db:
+            for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                                  ("logged_models", "artifact_location")):
+                db.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)", (old, new))
     return dest
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass
 
 import pytest
@@ -61,3 +64,31 @@ def test_the_pruning_stages_share_method_data_and_base():
     run_stage(lambda **kw: got.update(kw), parser, ["l2_unit", "--data", "d.npz", "--base", "b.pt", "--out", "o"])
     assert got == {"method": "l2_unit", "data": "d.npz", "base": "b.pt", "out": "o"}
     assert parser.description == "Prune it."
+
+
+def test_a_stage_command_ends_its_process_with_everything_written(tmp_path):
+    """From a command line (argv None) run_stage ends the process itself (os._exit, no interpreter teardown):
+    what main wrote and printed is all there, and the status is 0, or 1 after an expected error's one line."""
+    script = tmp_path / "stage.py"
+    script.write_text(textwrap.dedent("""
+        import argparse, logging, sys
+        from cnn_pruning.cli import run_stage
+        def main(out, fail):
+            with open(out, "w") as f:
+                f.write("x" * 100_000)
+            print("printed", flush=False)
+            logging.getLogger("stage").warning("logged")
+            if fail:
+                raise ValueError("bad ratio 2")
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--out")
+        parser.add_argument("--fail", action="store_true")
+        run_stage(main, parser)
+        sys.exit(99)  # never reached: run_stage ended the process
+    """))
+    ok = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert (ok.returncode, ok.stdout) == (0, "printed\n") and "logged" in ok.stderr, ok.stderr
+    assert (tmp_path / "o").read_text() == "x" * 100_000
+    bad = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "o"), "--fail"], capture_output=True,
+                         text=True)
+    assert bad.returncode == 1 and bad.stderr.endswith("error: bad ratio 2\n") and bad.stdout == "printed\n"

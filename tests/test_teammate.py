@@ -209,6 +209,9 @@ def test_a_host_key_other_than_the_pinned_one_is_refused(hosts, tmp_path):
     env = tool_env(HOME=str(home))
     pushed = run(["ip", "netns", "exec", hosts["a"], "dvc", "push"], repo, env=env, check=False)
     assert pushed.returncode != 0, pushed.stdout
-    # Refused for the key, by the pinning ssh (B's sshd is up: the fixture waited for it), not for a closed port.
-    assert "Host key verification failed" in pushed.stdout + pushed.stderr, pushed.stdout + pushed.stderr
+    # Refused for the key, by the pinning ssh (B's sshd is up: the fixture waited for it), not for a closed port:
+    # dvc does not pass ssh's words on, so the same connection is made here with ssh itself.
+    probe = sh("ip", "netns", "exec", hosts["a"], "ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes",
+               "-i", str(hosts["keys"] / "user"), f"root@{B_ADDR}", "true", check=False, env=env, timeout=60)
+    assert probe.returncode != 0 and "Host key verification failed" in probe.stderr, probe.stderr
     assert not (hosts["root"] / "b-remote-impostor-check").exists()
