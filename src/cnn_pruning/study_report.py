@@ -144,7 +144,7 @@ def remedies(rows: list[dict], points: list[dict], cfg: StudyConfig) -> list[dic
     between one-shot and the control (control - one-shot, points), the variant's gain over one-shot, the fraction of
     the gap it closes, and whether the gain is beyond the seeds' spread (Welch's test against one-shot's accuracies,
     p < study.significance, and a gain > 0). `best` marks each (method, ratio)'s variant with the highest mean;
-    goal_met: that best variant closes at least half the gap beyond the spread (issue 14's goal). The cost: mean
+    goal_met: that best variant closes at least half the gap beyond the spread (the goal set for the remedies). The cost: mean
     fine-tune seconds of the variant and of one-shot, and the teacher's share of the variant's (teacher seconds /
     fine-tune seconds, both timed in the same epochs, so the share holds better than the seconds on a busy machine).
     Empty when the study has no one-shot points or no other variant."""
