@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cnn_pruning import pruning
+from cnn_pruning.pruning import magnitude
 from cnn_pruning.model import CifarResNet
 from cnn_pruning.pruning.gradual import GradualPruner, Schedule, plan, step_ratio
 from cnn_pruning.train import TrainConfig, fit, iterations
@@ -119,7 +120,7 @@ def test_one_step_is_one_shot_pruning_then_fine_tuning():
 
 def test_magnitude_zeros_exactly_round_ratio_n_after_every_step():
     base = base_model()
-    n = sum(base.get_parameter(p).numel() for p in pruning.magnitude.prunable(base, False, False))
+    n = sum(base.get_parameter(p).numel() for p in magnitude.prunable(base, False, False))
     model, info = base, None
     for ratio in (0.2, 0.5, 0.5, 0.83):
         result = pruning.prune(model, "magnitude", ratio, previous=info)
