@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine with python3 (3.11):
 #   make run    create/refresh .venv, install the pinned set, run the DVC pipeline (dvc repro)
-#   make test   same set-up, then the test suite (make test-fast: without dvc, servers and the browser)
+#   make test   same set-up, then the test suite (make test-fast: without dvc, servers and the browser; make lint)
 # `make run PROFILE=quick` applies profiles/quick.yaml (a params overlay; `paper` is the full recipe) and
 # `SET="train.epochs=2 data.train_size=5000"` one-off overrides: both become `dvc exp run -S key=value ...`, every
 # string value quoted for Hydra (cnn_pruning.profiles), and both stay in params.yaml until `git checkout params.yaml`.
@@ -16,7 +16,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test test-fast setup plots-page exp study-table lock mlflow-ui mlflow-server mlflow-server-stop plots clean-venv
+.PHONY: run test test-fast lint setup plots-page exp study-table lock mlflow-ui mlflow-server mlflow-server-stop plots clean-venv
 
 run: setup
 ifeq ($(strip $(SET)$(PROFILE)$(NAME)),)
@@ -37,6 +37,10 @@ test: setup
 test-fast: setup
 	python -m pytest $(XDIST) -m "not dvc and not server and not browser" $(PYTEST_ARGS)
 
+# The linter, configured in pyproject.toml (CI runs it before the tests).
+lint: setup
+	ruff check .
+
 setup: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
@@ -55,12 +59,12 @@ plots-page:
 lock:
 	rm -rf /tmp/cnn-pruning-lock && $(PYTHON) -m venv /tmp/cnn-pruning-lock
 	/tmp/cnn-pruning-lock/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1 "dvc>=3,<4" "mlflow>=3,<4" \
-		scikit-learn pyyaml tqdm matplotlib pandas pytest pytest-xdist onnx onnxruntime openvino torch-pruning==1.6.1 nvidia-ml-py \
+		scikit-learn pyyaml tqdm matplotlib pandas pytest pytest-xdist ruff==0.17.6 onnx onnxruntime openvino torch-pruning==1.6.1 nvidia-ml-py \
 		dvc-ssh
 	(head -3 requirements.lock; /tmp/cnn-pruning-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip==') > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
-# Browse the runs: it prints the experiment's page in MLflow's Model-training view (README "Browsing the runs").
+# Browse the runs: it prints the experiment's page in MLflow's Model-training view (README "Tracking, browsing and sharing").
 MLFLOW_UI_PORT ?= 5000
 mlflow-ui: setup
 	@echo "Open $$(MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlflow.db python -m cnn_pruning.tracking url http://127.0.0.1:$(MLFLOW_UI_PORT))"

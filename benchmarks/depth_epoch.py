@@ -8,7 +8,7 @@ Each step is what cnn_pruning.train.fit does per batch: index the tensor-residen
 momentum 0.9, nesterov, weight decay 5e-4), channels_last as `channels_last: auto` picks on a CPU. The depths take
 turns round by round (20, 32, ..., 110, 20, ...), so machine drift hits all of them; after one untimed warm-up
 step per depth and round, the script prints the median seconds per step and what that makes per epoch of 45,000
-images (full CIFAR-10 training split less the 5,000 validation images) and of 10,000 (the README's quick
+images (full CIFAR-10 training split less the 5,000 validation images) and of 10,000 (the quick
 profile), plus the MACs per image. Images are random: the cost of a step does not depend on their content.
 """
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from cnn_pruning import pruning, speed  # noqa: E402
-from cnn_pruning.model import CifarResNet, load_checkpoint  # noqa: E402
+from cnn_pruning import pruning, speed
+from cnn_pruning.model import CifarResNet, load_checkpoint
 
 
 def openvino_profile(onnx_path: str, x, threads: int, iters: int) -> list[dict]:

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from cnn_pruning import pruning  # noqa: E402
-from cnn_pruning.datasets import dataset, splits  # noqa: E402
-from cnn_pruning.inputs import normalize  # noqa: E402
-from cnn_pruning.model import load_checkpoint  # noqa: E402
+from cnn_pruning import pruning
+from cnn_pruning.datasets import dataset, splits
+from cnn_pruning.inputs import normalize
+from cnn_pruning.model import load_checkpoint
 
 
 def main() -> None:

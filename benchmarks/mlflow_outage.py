@@ -15,6 +15,7 @@ default ~4 minutes. No timing is measured: it counts steps.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import signal
@@ -27,9 +28,8 @@ from pathlib import Path
 
 os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_DISABLE_TELEMETRY": "true"})
-import logging  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402  (after the retry settings, read at import)
-from mlflow.entities import Metric  # noqa: E402
+from mlflow import MlflowClient  # after the retry settings, read at import
+from mlflow.entities import Metric
 
 SERVER = Path(__file__).resolve().parents[1] / "tools" / "mlflow_server.sh"
 
@@ -64,7 +64,7 @@ def log_steps(client: MlflowClient, run_id: str, steps: range) -> list[str]:
         try:
             operation.wait()
             raised.append("")
-        except Exception as e:  # noqa: BLE001  (what the caller would see is the point)
+        except Exception as e:  # what the caller would see is the point
             raised.append(type(e).__name__)
     return raised
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's speed table (issue 13): every pruning case timed against the same random ResNet20 base in one
+# The speed table of docs/results.md: every pruning case timed against the same random ResNet20 base in one
 # process, each pair interleaved (benchmarks/speed.py). Speed does not depend on the weights, so a random base
 # times like a trained one. Run it on a quiet machine: nothing else on the CPU.
 #

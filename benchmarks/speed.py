@@ -14,7 +14,7 @@ on the same runtime. The second: the candidate (and the base) deployed on each r
 PyTorch eager, each ratio again measured interleaved: what a user who deploys the pruned model gets.
 Speed does not depend on the weights, so random models time like trained ones.
 
-What it printed, with the machine and command, is in the README ("Inference speed"); figures are kept there,
+What it printed, with the machine and command, is in benchmarks/results/ and docs/results.md; figures are kept there,
 not here, because they belong to one machine and go stale.
 
 l2_unit and kmeans_channel prune to the same widths at a ratio and scope (so the same deployed shapes: their
@@ -35,9 +35,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from cnn_pruning import speed  # noqa: E402
-from cnn_pruning.files import write_json  # noqa: E402
-from cnn_pruning.model import STREAM_WIDTHS, CifarResNet, load_checkpoint  # noqa: E402
+from cnn_pruning import speed
+from cnn_pruning.files import write_json
+from cnn_pruning.model import STREAM_WIDTHS, CifarResNet, load_checkpoint
 
 
 def scaled(fraction: float) -> CifarResNet:
@@ -189,7 +189,7 @@ def main() -> None:
            for label, base, cand in pairs}
     if args.json:
         write_json(args.json, out)
-    # The README's form: per runtime and case, candidate vs base on that runtime, batch sizes side by side.
+    # The summary form: per runtime and case, candidate vs base on that runtime, batch sizes side by side.
     print(f"\nSummary: speedup over the base on the same runtime, batch {' / '.join(map(str, batch_sizes))}\n")
     print("| runtime | " + " | ".join(out) + " |\n|---|" + "---|" * len(out))
     for rt in runtimes:

@@ -6,12 +6,12 @@
 Builds the tests' tiny pipeline (helpers.TINY_OVERRIDES on the tests' tiny image archive: 300 training images,
 one epoch, 40 stages) in a temporary git+DVC copy of the revision, times one `dvc repro` of it, then runs every
 stage's command from dvc.lock once more on its own, under `python -X importtime` and a harness that times its
-phases: interpreter start and exit (the stage's own exit included), imports (every top-level import, wherever it happens: at the script's top, or
-lazily inside a function), MLflow tracking (opening and closing the run, finding the parent, logging; imports
-inside it counted as imports) and the rest, the stage's own work (loading data, training, pruning, measuring,
-writing). Overhead = a stage's wall time minus its own work. DVC's own share is the repro's wall time minus the
-stages' commands. The tiny stages do almost no work, so their time is what every stage of a real run pays on top.
-Nothing else may run meanwhile (the machine's load is recorded).
+phases: interpreter start and exit (the stage's own exit included), imports (every top-level import, wherever it
+happens: at the script's top, or lazily inside a function), MLflow tracking (opening and closing the run, finding
+the parent, logging; imports inside it counted as imports) and the rest, the stage's own work (loading data,
+training, pruning, measuring, writing). Overhead = a stage's wall time minus its own work. DVC's own share is the
+repro's wall time minus the stages' commands. The tiny stages do almost no work, so their time is what every stage
+of a real run pays on top. Nothing else may run meanwhile (the machine's load is recorded).
 """
 
 from __future__ import annotations
@@ -203,6 +203,8 @@ def measure(tree: Path, work: Path) -> dict:
 def render(result: dict) -> str:
     m = result["median"]
     lines = [f"# Stage overhead: {result['label']}",
+             f"<!-- provenance: commit {result['revision']}; machine: {result['machine']}; profile: the tests' tiny "
+             f"pipeline; date: {result['when'][:10]} -->",  # what tools/results_page.py heads its block with
              f"machine: {result['machine']}; {result['when']}; revision {result['revision']}; load average before "
              f"{result['load_before']}", "",
              f"dvc repro of the tiny pipeline: {result['repro_s']:.1f} s for {result['stages']} stages "
@@ -211,7 +213,8 @@ def render(result: dict) -> str:
              f"median over stages: wall {m['wall_s']:.2f} s = start/exit {m['start_exit_s']:.2f} + imports "
              f"{m['imports_s']:.2f} + tracking {m['tracking_s']:.2f} + own work {m['work_s']:.2f}; "
              f"overhead (wall - own work) {m['overhead_s']:.2f} s", "",
-             "| stage | wall s | start/exit | imports | tracking | own work | overhead | largest imports (-X importtime, s) |",
+             "| stage | wall s | start/exit | imports | tracking | own work | overhead "
+             "| largest imports (-X importtime, s) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         top = ", ".join(f"{name} {s:.2f}" for name, s in r["largest_imports"][:4])

@@ -6,15 +6,16 @@
 Both sides train the same ResNet20 with the same SGD settings, batch size and torch threads; only the way
 batches are made differs:
   ours     the split is one uint8 tensor; each batch is indexed, randomly cropped (pad 4) and flipped with tensor
-           ops for the whole batch, then normalised (cnn_pruning.train.augment, cnn_pruning.inputs.normalize); model and batches in
-           channels_last, as cnn_pruning.train does (--no-channels-last: NCHW, to see the data path alone)
+           ops for the whole batch, then normalised (cnn_pruning.train.augment, cnn_pruning.inputs.normalize); model
+           and batches in channels_last, as cnn_pruning.train does (--no-channels-last: NCHW, to see the data path
+           alone)
   classic  torchvision.datasets-style per-sample PIL images through RandomCrop(32, padding=4),
            RandomHorizontalFlip, ToTensor, Normalize in a DataLoader (shuffle, `--workers` worker processes)
 The two alternate round by round (ours, classic, ours, ...), so machine drift hits both; the script prints each
 round's images/s, the medians and the ratio, then the two data paths alone (no model) to show where the time goes.
-Figures quoted in the README come from this script.
+Figures quoted in the docs come from this script.
 
-What it printed, with the machine, is in the README ("Training throughput"). Why the gap is smaller than the
+What it printed, with the machine, goes in benchmarks/results/ when it is kept. Why the gap is smaller than the
 data paths alone suggest: the model's forward and backward pass is most of a step on a CPU, so a faster data path
 can win back only the classic pipeline's share (the per-image PIL work of its workers, which compete with training
 for the same cores). On a GPU, where the model step is fast, the data path decides the epoch.
@@ -92,7 +93,8 @@ def ours(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, cha
 
 def classic(images: np.ndarray, labels: np.ndarray, batch_size: int, workers: int, seed: int):
     tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-                             transforms.ToTensor(), transforms.Normalize(CIFAR10_NORMALIZATION["mean"], CIFAR10_NORMALIZATION["std"])])
+                             transforms.ToTensor(),
+                             transforms.Normalize(CIFAR10_NORMALIZATION["mean"], CIFAR10_NORMALIZATION["std"])])
     loader = DataLoader(PILDataset(images, labels, tf), batch_size=batch_size, shuffle=True, drop_last=True,
                         num_workers=workers, persistent_workers=workers > 0,
                         generator=torch.Generator().manual_seed(seed))

@@ -7,8 +7,9 @@ prune.schedule gradual, prune the base model in steps while fine-tuning it.
         --chart plots/finetune/magnitude.png --resume checkpoints/finetune/magnitude.pt
 
 Reads params.yaml's finetune section; how to prune (method, ratio, options, and the schedule: prune.schedule,
-steps, prune_until) comes from the prune stage's model's meta. Writes the same kinds of files as training. What a method pruned stays pruned: masked weights and zeroed units stay exactly zero, shared
-filters stay tied, removed channels stay gone.
+steps, prune_until) comes from the prune stage's model's meta. Writes the same kinds of files as training. What a
+method pruned stays pruned: masked weights and zeroed units stay exactly zero, shared filters stay tied, removed
+channels stay gone.
   * oneshot: starts from the prune stage's model.
   * gradual: starts from the base model and reaches the ratio in prune.steps steps during the first
     prune.prune_until of the iterations (cnn_pruning.pruning.gradual). The method, ratio, options and schedule are

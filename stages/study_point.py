@@ -60,7 +60,8 @@ def main(method: str, ratio: float | None, seed: int, variant: str, settings: st
                             system_metrics=True) as run:
         tuned, row = point.run_point(
             base_model, ds, runs, ratio, seed, options, recipe, finetune["optimizer"], finetune["optimizer_params"],
-            scratch=scratch, resume_path=resume, resume_key=files.fingerprint(own, files.md5_of(data), files.md5_of(base)),
+            scratch=scratch, resume_path=resume,
+            resume_key=files.fingerprint(own, files.md5_of(data), files.md5_of(base)),
             on_epoch=lambda r: run.log_metrics({k: v for k, v in r.items() if k != "epoch"}, step=r["epoch"]),
             name=method, variant=variant, schedule=schedule, distill=distill)
         row = {**row, "base": prune["base"]}

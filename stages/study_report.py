@@ -8,8 +8,8 @@ Reads params.yaml's study section (which points, the tolerance and the significa
 (what a named variant runs, so its random baseline is found). Writes per method a
 CSV with one row per (ratio, seed), the summary per (method, ratio) with mean, std and n (the data of the study's
 DVC plots), what gradual pruning and distillation buy over one-shot per (method, ratio) (study_report.remedies;
-a header only with one variant), the headline (the control's mean ± std and, per method, the largest ratio within the tolerance: a DVC
-metric), the Markdown report and the PNG charts.
+a header only with one variant), the headline (the control's mean ± std and, per method, the largest ratio within
+the tolerance: a DVC metric), the Markdown report and the PNG charts.
 """
 
 import argparse

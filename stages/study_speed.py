@@ -34,7 +34,8 @@ def main(method: str, ratio: float, data: str, base: str, out: str, scratch: str
                             data=ds, splits=("test",)) as run:
         model = pruning.prune(base_model, runs, ratio, **options).model
         metrics, _ = evaluation.compare(
-            model, base_model, ds.test, export_path=Path(scratch) / "model.rz", base_export_path=Path(scratch) / "base.rz",
+            model, base_model, ds.test, export_path=Path(scratch) / "model.rz",
+            base_export_path=Path(scratch) / "base.rz",
             runtime=cfg.runtime, batch_size=cfg.batch_size, rounds=cfg.rounds, warmup=cfg.warmup,
             device=str(pick_device(cfg.device)), threads=cfg.threads, precision=cfg.precision)
         shutil.rmtree(scratch, ignore_errors=True)

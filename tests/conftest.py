@@ -7,12 +7,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # before anything imports mlflow, also outside `make test`
+import pytest
 
-import pytest  # noqa: E402
-
-from helpers import (TRAINED_TRAIN, build_once, copy_repo, make_image_folder, run, tar_gz, tiny_overrides,  # noqa: E402
+from helpers import (TRAINED_TRAIN, build_once, copy_repo, make_image_folder, run, tar_gz, tiny_overrides,
                      tool_env, tree_hashes)
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # before anything imports mlflow, also outside `make test`
 
 # Modules whose tests take minutes each and share only session fixtures: handed out test by test. Every other
 # module is one unit of work for pytest-xdist (its module-scoped fixtures are built once, on one worker).

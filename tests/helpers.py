@@ -4,32 +4,31 @@ MLflow server script) in copies of the repo, and reading a server back over its 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
+import json
 import os
 import pickle
+import re
 import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
 import tarfile
+import urllib.parse
+import urllib.request
 import zipfile
 from pathlib import Path
 
+import numpy as np
+import yaml
+from PIL import Image
+
+from cnn_pruning.datasets.catalog import CIFAR10_CLASSES, CIFAR100_CLASSES
+from cnn_pruning.datasets.dataset import Dataset, Split
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # before anything imports mlflow, also outside `make test`
-
-import fcntl  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-import urllib.parse  # noqa: E402
-import urllib.request  # noqa: E402
-
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from cnn_pruning.datasets.catalog import CIFAR10_CLASSES, CIFAR100_CLASSES  # noqa: E402
-from cnn_pruning.datasets.dataset import Dataset, Split  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_JPG = REPO.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
@@ -71,7 +70,7 @@ def make_python_batches(root: Path, per_batch: int = 20) -> Path:
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for b, name in enumerate(names):
         labels = [i % 10 for i in range(per_batch)]
-        imgs = np.stack([class_images(l, 1, seed=b * 1000 + i)[0] for i, l in enumerate(labels)])
+        imgs = np.stack([class_images(label, 1, seed=b * 1000 + i)[0] for i, label in enumerate(labels)])
         rows = imgs.transpose(0, 3, 1, 2).reshape(per_batch, -1)
         with open(root / name, "wb") as f:
             pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": rows,
@@ -152,7 +151,8 @@ def tree_hashes(root: Path) -> dict:
 def tool_env(**extra: str) -> dict:
     """Environment for running dvc/python stages from the tests: this venv first on PATH, nothing phones home."""
     # Nothing of the caller's terminal either: COLUMNS and LINES would size the tables `dvc exp show` prints.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_")) and k not in ("COLUMNS", "LINES")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MLFLOW_", "DVC_")) and k not in ("COLUMNS", "LINES")}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                MLFLOW_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
                GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t", PYTHONWARNINGS="ignore",
@@ -166,7 +166,8 @@ def tool_env(**extra: str) -> dict:
 def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, timeout: int = 900):
     proc = subprocess.run(cmd, cwd=cwd, env=env or tool_env(), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
 
 
@@ -297,8 +298,8 @@ def server_script(*args: str, timeout: int = 180) -> subprocess.CompletedProcess
 
 EVALUATED = dict(nonzero_params=100, distinct_filters=10, macs=2_000_000, size_bytes=2048, speedup_b1=1.0,
                  images_per_s=500.0, batch_size=256, runtime="pytorch", device="cpu", threads=2)
-SWEEP_COLUMNS = ("method", "ratio", "test_acc", "params", "nonzero_params", "macs", "size_bytes", "size_ratio", "speedup",
-                 "images_per_s", "base_images_per_s", "timed_batch_size", "runtime")
+SWEEP_COLUMNS = ("method", "ratio", "test_acc", "params", "nonzero_params", "macs", "size_bytes", "size_ratio",
+                 "speedup", "images_per_s", "base_images_per_s", "timed_batch_size", "runtime")
 
 
 def write_results(root, stale_method: str | None = None):
@@ -310,14 +311,15 @@ def write_results(root, stale_method: str | None = None):
     files.write_json(root / "evaluate" / "base-sgd.json", {"method": "base", "ratio": 0.0, "base": "sgd",
                                                             "test_acc": 0.9, "params": 1000, "size_ratio": 1.0,
                                                             "speedup": 1.0, **EVALUATED})
-    for method, ratio, after_prune, tuned, speedup in (("none", None, 0.9, 0.91, 1.0), ("l2_unit", 0.5, 0.3, 0.85, 1.6)):
+    for method, ratio, after_prune, tuned, speedup in (("none", None, 0.9, 0.91, 1.0),
+                                                       ("l2_unit", 0.5, 0.3, 0.85, 1.6)):
         files.write_json(root / "prune" / f"{method}.json", {"base_test_acc": 0.9, "test_acc": after_prune})
         files.write_json(root / "finetune" / f"{method}.json", {"best_val_acc": tuned - 0.01})
         files.write_json(root / "evaluate" / f"{method}.json", {"method": method, "ratio": ratio, "base": "sgd",
                                                                  "test_acc": tuned, "params": 500, "size_ratio": 2.0,
                                                                  "speedup": speedup, **EVALUATED})
-    points = [{"method": "l2_unit", "ratio": r, "test_acc": 0.5, "params": 700, "nonzero_params": 650, "macs": 3e6, "size_bytes": 4096,
-               "size_ratio": 1.5, "speedup": 1.2, "images_per_s": 600, "base_images_per_s": 500,
+    points = [{"method": "l2_unit", "ratio": r, "test_acc": 0.5, "params": 700, "nonzero_params": 650, "macs": 3e6,
+               "size_bytes": 4096, "size_ratio": 1.5, "speedup": 1.2, "images_per_s": 600, "base_images_per_s": 500,
                "timed_batch_size": 256, "runtime": "pytorch"} for r in (0.5, 0.9)]
     files.write_csv(root / "sweep" / "l2_unit.csv", points, SWEEP_COLUMNS)
     if stale_method:  # what DVC leaves behind when a method is dropped from the matrix

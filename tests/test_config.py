@@ -31,7 +31,8 @@ def test_shipped_params_are_valid():
 
 
 @pytest.mark.parametrize("path,value,message", [
-    ("prune.ration", 0.9, r"prune.ration: unknown key; allowed: methods, ratio, base, options, schedule, steps, prune_until"),
+    ("prune.ration", 0.9, r"prune.ration: unknown key; allowed: methods, ratio, base, options, schedule, steps, "
+                          r"prune_until"),
     ("prune.ratio", 1.0, r"prune.ratio = 1.0 is not allowed; expected a number in \[0, 1\)"),
     ("prune.ratio", -0.1, r"prune.ratio = -0.1 is not allowed"),
     ("prune.ratio", "half", r"prune.ratio = 'half' is not allowed"),
@@ -41,16 +42,21 @@ def test_shipped_params_are_valid():
     ("train.epochs", 2.5, r"train.epochs = 2.5 is not allowed"),
     ("train.optimizers", [], r"train.optimizers is empty"),
     ("prune.methods", [], r"prune.methods is empty; list at least one of"),
-    ("prune.methods", ["magnitude", "lottery"], r"prune.methods: unknown method 'lottery'; allowed: magnitude, l2_unit"),
+    ("prune.methods", ["magnitude", "lottery"], r"prune.methods: unknown method 'lottery'; allowed: magnitude, "
+                                                r"l2_unit"),
     ("train.optimizers", ["sgd", "adamm"], r"train.optimizers: unknown optimizer 'adamm'; allowed: .*adamax.*sgd"),
     ("train.optimizers", ["sgd", "adamw"], r"train.optimizer_params has no entry for 'adamw'"),
     ("finetune.optimizer", "sgdd", r"finetune.optimizer: unknown optimizer 'sgdd'; allowed: .*adamax.*sgd"),
-    ("finetune.optimizer_params", {"lr": 0.1, "betas": [0.9, 0.9]}, r"finetune.optimizer: optimizer 'sgd': unknown hyperparameter\(s\) \['betas'\]; SGD accepts"),
+    ("finetune.optimizer_params", {"lr": 0.1, "betas": [0.9, 0.9]},
+     r"finetune.optimizer: optimizer 'sgd': unknown hyperparameter\(s\) \['betas'\]; SGD accepts"),
     ("train.optimizer_params.sgd", {"lr": -1}, r"lr = -1 is not allowed; expected a number > 0"),
-    ("prune.base", "rmsprop", r"prune.base = 'rmsprop' is not among the trained optimizers \['adam', 'sgd', 'adamax'\]"),
-    ("sweep.ratios", [0.5, 1.2], r"sweep.ratios = \[0.5, 1.2\] is not allowed; expected a non-empty list of numbers in \[0, 1\)"),
+    ("prune.base", "rmsprop", r"prune.base = 'rmsprop' is not among the trained optimizers "
+                              r"\['adam', 'sgd', 'adamax'\]"),
+    ("sweep.ratios", [0.5, 1.2], r"sweep.ratios = \[0.5, 1.2\] is not allowed; expected a non-empty list of numbers "
+                                 r"in \[0, 1\)"),
     ("sweep.methods", ["none"], r"sweep.methods: unknown method 'none'"),
-    ("evaluate.runtime", "tensorrt", r"evaluate.runtime = 'tensorrt' is not allowed; expected one of 'pytorch', 'torch_compile', 'onnxruntime', 'openvino'"),
+    ("evaluate.runtime", "tensorrt", r"evaluate.runtime = 'tensorrt' is not allowed; expected one of 'pytorch', "
+                                     r"'torch_compile', 'onnxruntime', 'openvino'"),
     ("data.md5", "xyz", r"data.md5 = 'xyz' is not allowed; expected 32 hex digits or null"),
     ("train.schedule", "linear", r"train.schedule = 'linear' is not allowed; expected one of 'cosine'"),
     ("prune.options.magnitude", {"scope": "everywhere"}, r"prune.options.magnitude: .*scope.*everywhere"),
@@ -60,7 +66,8 @@ def test_shipped_params_are_valid():
     ("prune.options.l2_unit_all", {"method": "l2"}, r"prune.options.l2_unit_all: prune.options.l2_unit_all.method = "
                                                     r"'l2' is not a pruning method"),
     ("prune.options.l2_unit_all", {"method": "l2_unit", "scope": "stream"},
-     r"prune.options.l2_unit_all: pruning method 'l2_unit': option scope='stream' is not allowed; allowed: 'inner' or 'all'"),
+     r"prune.options.l2_unit_all: pruning method 'l2_unit': option scope='stream' is not allowed; allowed: "
+     r"'inner' or 'all'"),
     ("prune.options.l2_unit", {"method": "l2_unit"}, r"'method' names the method of a variant of your own"),
     ("study.methods", ["l2_unit_al"], r"study.methods: unknown method 'l2_unit_al'; allowed: .*l2_unit_all.*, or a "
                                       r"variant of your own defined in prune.options as `l2_unit_al: \{method:"),
@@ -80,12 +87,14 @@ def test_shipped_params_are_valid():
     ("study.seeds", [0, -1], r"study.seeds = \[0, -1\] is not allowed; expected a list of integers >= 0"),
     ("study.tolerance", -1, r"study.tolerance = -1 is not allowed; expected a number in \[0, 100\]"),
     ("extra", {"a": 1}, r"unknown section 'extra'"),
-    ("data.source", "no/such/cifar.tar.gz", r"data.source 'no/such/cifar.tar.gz': .*no/such/cifar.tar.gz does not exist"),
+    ("data.source", "no/such/cifar.tar.gz", r"data.source 'no/such/cifar.tar.gz': .*no/such/cifar.tar.gz "
+                                            r"does not exist"),
     ("data.source", "ftp://host/cifar.tar.gz", r"data.source 'ftp://host/cifar.tar.gz': unsupported scheme 'ftp'"),
     ("model.depth", 52, r"model.depth = 52 is not allowed; expected 6n \+ 2 with n >= 1: 20, 32, 44, 56, 110"),
     ("model.depth", "56", r"model.depth = '56' is not allowed"),
     ("model.width", 2, r"model.width: unknown key; allowed: depth"),
-    ("data.name", "CIFAR-10", r"data.name = 'CIFAR-10' is not allowed; expected cifar10, cifar100, or a name of your own"),
+    ("data.name", "CIFAR-10", r"data.name = 'CIFAR-10' is not allowed; expected cifar10, cifar100, or a name of "
+                              r"your own"),
     ("data.name", "flowers32", r"data.name 'flowers32' has no official download \(known: cifar10, cifar100\); set "
                                r"data.source to your image folder"),
     ("data.md5", "0" * 32, r"data.md5 '0{32}' is not the md5 of the official CIFAR-10 tarball"),
@@ -150,22 +159,22 @@ def test_the_control_takes_no_options():
                for p in config.problems(with_change("prune.options.none", {"seed": 1})))
 
 
-def test_the_readme_settings_tables_are_the_generated_ones():
-    readme = (REPO / "README.md").read_text()
-    assert config.README_BEGIN in readme and config.README_END in readme
-    shown = readme.split(config.README_BEGIN, 1)[1].split(config.README_END, 1)[0]
-    assert shown == config.settings_markdown(), "stale: run `python -m cnn_pruning.config --update README.md`"
+def test_the_settings_page_tables_are_the_generated_ones():
+    page = (REPO / "docs" / "settings.md").read_text()
+    assert config.SETTINGS_BEGIN in page and config.SETTINGS_END in page
+    shown = page.split(config.SETTINGS_BEGIN, 1)[1].split(config.SETTINGS_END, 1)[0]
+    assert shown == config.settings_markdown(), "stale: run `python -m cnn_pruning.config --update docs/settings.md`"
 
 
 def test_update_rewrites_only_the_settings_block(tmp_path):
-    page = tmp_path / "README.md"
-    page.write_text(f"# Title\n\n{config.README_BEGIN}old\n{config.README_END}\n\n## After\n")
+    page = tmp_path / "settings.md"
+    page.write_text(f"# Title\n\n{config.SETTINGS_BEGIN}old\n{config.SETTINGS_END}\n\n## After\n")
     assert config.main(["--update", str(page)]) == 0
-    assert page.read_text() == (f"# Title\n\n{config.README_BEGIN}{config.settings_markdown()}{config.README_END}"
+    assert page.read_text() == (f"# Title\n\n{config.SETTINGS_BEGIN}{config.settings_markdown()}{config.SETTINGS_END}"
                                 "\n\n## After\n")
     page.write_text("# no block\n")
     with pytest.raises(config.ConfigError, match="no <!-- settings"):
-        config.update_readme(str(page))
+        config.update_page(str(page))
 
 
 def test_show_prints_every_key_with_its_allowed_values(capsys):

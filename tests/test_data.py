@@ -417,7 +417,8 @@ def test_shared_jpeg_archive_reads_as_cifar10(tmp_path):
     from cnn_pruning.model import CifarResNet
     from cnn_pruning.train import TrainConfig, fit
     torch.manual_seed(0)
-    history = fit(CifarResNet(), ds, "sgd", {"lr": 0.05, "momentum": 0.9}, TrainConfig(epochs=1, batch_size=64), desc="t")
+    history = fit(CifarResNet(), ds, "sgd", {"lr": 0.05, "momentum": 0.9}, TrainConfig(epochs=1, batch_size=64),
+                  desc="t")
     assert history[0]["val_acc"] > 0.15, history
 
 

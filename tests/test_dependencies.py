@@ -87,7 +87,10 @@ def test_code_deps_are_exactly_what_the_stage_imports(name):
     script = next(word for word in stage["cmd"].split() if word.startswith("stages/"))
     assert script in stage["deps"], f"{name}: its script {script} is not a dep"
     needed, declared = closure(REPO / script), declared_code(stage)
-    rel = lambda paths: sorted(str(p.relative_to(REPO)) for p in paths)  # noqa: E731
+
+    def rel(paths):
+        return sorted(str(p.relative_to(REPO)) for p in paths)
+
     assert not needed - declared, f"{name}: dvc.yaml misses code deps {rel(needed - declared)}"
     assert not declared - needed, f"{name}: dvc.yaml lists code it does not import {rel(declared - needed)}"
 

@@ -252,7 +252,8 @@ def test_the_random_baselines_flow_through_every_stage(tiny_pipeline, tmp_path):
     assert not ran & {"download", "train@sgd", "prune@magnitude", "sweep@magnitude"}, sorted(ran)
     summary = json.loads((repo / "metrics" / "summary.json").read_text())
     assert {"none", "magnitude", "random"} <= summary.keys()
-    prune_metrics = {m: json.loads((repo / "metrics" / "prune" / f"{m}.json").read_text()) for m in ("magnitude", "random")}
+    prune_metrics = {m: json.loads((repo / "metrics" / "prune" / f"{m}.json").read_text())
+                     for m in ("magnitude", "random")}
     assert prune_metrics["random"]["nonzero_params"] == prune_metrics["magnitude"]["nonzero_params"]
     assert "random_channel" in (repo / "reports" / "summary.md").read_text()
 

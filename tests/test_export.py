@@ -197,7 +197,7 @@ def test_header_that_does_not_match_the_payload_or_spec_is_refused(exported, tmp
         "k too small": lambda h: h["spec"]["shared"].update({"blocks.8.conv2": 1}),
         "lost tensor": lambda h: h["tensors"].pop(),
     }
-    for label, edit in edits.items():
+    for edit in edits.values():
         with pytest.raises(ExportError, match="edited.rnz"):
             load_compact(rewrite(path, tmp_path, edit))
     with pytest.raises(ExportError, match="missing.rnz"):

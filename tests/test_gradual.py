@@ -115,7 +115,8 @@ def test_one_step_is_one_shot_pruning_then_fine_tuning():
     fit(oneshot, ds, "sgd", HPARAMS["sgd"], CFG, desc="t")
     pruner = GradualPruner(base, "l2_unit", 0.6, {}, Schedule("gradual", 1, 0.5), iterations(ds, CFG))
     fit(copy.deepcopy(base), ds, "sgd", HPARAMS["sgd"], CFG, changes=pruner, desc="t")
-    assert all(torch.equal(a, b) for a, b in zip(oneshot.state_dict().values(), pruner.model.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(oneshot.state_dict().values(),
+                                                 pruner.model.state_dict().values(), strict=True))
 
 
 def test_magnitude_zeros_exactly_round_ratio_n_after_every_step():
@@ -202,6 +203,6 @@ def test_resume_after_a_kill_mid_schedule_gives_the_same_final_model(tmp_path, m
     assert [r["train_loss"] for r in got] == [r["train_loss"] for r in want]
     assert resumed.info == straight.info and resumed.model.spec() == straight.model.spec()
     assert all(torch.equal(a, b) for a, b in zip(straight.model.state_dict().values(),
-                                                 resumed.model.state_dict().values()))
+                                                 resumed.model.state_dict().values(), strict=True))
     assert {k: v.tolist() for k, v in resumed.model.masks.items()} == \
         {k: v.tolist() for k, v in straight.model.masks.items()}

@@ -61,7 +61,10 @@ def logged_run(tmp_path_factory):
             env.setenv(key, value)
         env.chdir(tmp_path)
         rng = np.random.default_rng(0)
-        split = lambda n: Split(rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))  # noqa: E731
+
+        def split(n):
+            return Split(rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))
+
         data = Dataset(split(20), split(5), split(8), tuple("abcdefghij"), str(tmp_path / "cifar10.tar.gz"), None)
         children = {}
         for method in ("magnitude", "l2_unit"):

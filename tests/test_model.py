@@ -153,7 +153,7 @@ def test_training_a_shared_model_is_deterministic_on_cpu():
 
 # ---------------------------------------------------------------------------------------------- the family
 
-# He et al. 2016 with option A and 10 classes, counted independently of this code (the figures):
+# He et al. 2016 with option A and 10 classes, counted independently of this code (the published figures):
 # parameters and multiply-accumulates per 32x32 image.
 FAMILY = {20: (269_722, 40_551_040), 32: (464_154, 68_862_592), 44: (658_586, 97_174_144),
           56: (853_018, 125_485_696), 110: (1_727_962, 252_887_680)}

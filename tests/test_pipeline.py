@@ -176,8 +176,9 @@ def test_plain_plots_show_renders_every_chart_offline_in_a_fresh_clone(tiny_pipe
     assert "dvc_plots/index.html" in proc.stdout
     html = (repo / "dvc_plots" / "index.html").read_text()
     for title in ("validation accuracy per epoch, by optimizer", "Fine-tuning after pruning at ratio 0.5",
-                  "Inference speed vs pruning ratio (pytorch, batches of 32 images)", "Nonzero parameters vs pruning ratio",
-                  "Compact export size vs pruning ratio", "Test accuracy vs pruning ratio",
+                  "Inference speed vs pruning ratio (pytorch, batches of 32 images)",
+                  "Nonzero parameters vs pruning ratio", "Compact export size vs pruning ratio",
+                  "Test accuracy vs pruning ratio",
                   "Test accuracy vs measured speedup", "The study: accuracy after fine-tuning vs pruning ratio",
                   "The study: accuracy after fine-tuning vs MACs reduction", "vs measured speedup", "vs stored size"):
         assert title in html, title

@@ -90,8 +90,8 @@ def distinct_rows(weight: torch.Tensor) -> int:
 @pytest.mark.parametrize("ratio", [-0.1, 1.0, 1.5, float("nan"), float("inf"), "0.5", True, None])
 def test_bad_ratio_is_refused_before_any_work(ratio):
     for method in pruning.METHODS:
-        for call in (lambda: pruning.validate(method, ratio),
-                     lambda: pruning.prune(object(), method, ratio)):  # refused before the model is looked at
+        for call in (lambda m=method: pruning.validate(m, ratio),
+                     lambda m=method: pruning.prune(object(), m, ratio)):  # refused before the model is looked at
             with pytest.raises(ValueError) as error:
                 call()
             assert "ratio must be a number in [0, 1)" in str(error.value) and f"got {ratio!r}" in str(error.value)
@@ -201,7 +201,7 @@ def test_magnitude_gives_the_exact_count_with_tied_weights():
         for _, w in prunable_weights(model).items():
             w.copy_(torch.sign(w) * 0.5)  # every prunable |w| is the same: a threshold would take all or none
     result = pruning.prune(model, "magnitude", 0.3, scope="layer")
-    for name, w in prunable_weights(result.model).items():
+    for w in prunable_weights(result.model).values():
         assert int((w == 0).sum()) == round(0.3 * w.numel())
 
 
@@ -500,7 +500,8 @@ def test_a_variant_is_compared_with_the_baseline_variant_that_removes_the_same_w
     for name in ("l2_unit_all", "kmeans_channel_all8"):
         method, options = pruning.resolve(name, VARIANTS)
         chance, chance_options = pruning.resolve(pruning.baseline_of(name, VARIANTS, listed), VARIANTS)
-        a, b = pruning.prune(model, method, 0.7, **options).model, pruning.prune(model, chance, 0.7, **chance_options).model
+        a, b = (pruning.prune(model, method, 0.7, **options).model,
+                pruning.prune(model, chance, 0.7, **chance_options).model)
         assert (a.stream_widths, a.inner_widths) == (b.stream_widths, b.inner_widths)
 
 

@@ -23,7 +23,8 @@ def test_rows_join_prune_finetune_and_evaluate_per_model_and_ignore_stale_files(
 
 def test_a_missing_file_names_the_stage_that_has_not_run(tmp_path):
     folders = write_results(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"evaluate/kmeans_channel.json is missing: the stage that writes it has not run"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"evaluate/kmeans_channel.json is missing: the stage that writes it has not run"):
         report.collect(folders, ["sgd"], ["none", "kmeans_channel"], [])
 
 
@@ -39,8 +40,9 @@ def test_markdown_and_tradeoff(tmp_path):
 
 
 def test_deploy_choices_pick_within_one_point_of_the_control():
-    row = lambda model, method, acc, size, speed: {"model": model, "method": method, "test_acc": acc,  # noqa: E731
-                                                    "size_ratio": size, "speedup": speed}
+    def row(model, method, acc, size, speed):
+        return {"model": model, "method": method, "test_acc": acc, "size_ratio": size, "speedup": speed}
+
     rows = [row("base-sgd", "base", 0.95, 1.0, 1.0), row("none", "none", 0.90, 1.0, 1.0),
             row("magnitude", "magnitude", 0.895, 8.0, 1.0),       # within 1 point: the smallest
             row("l2_unit", "l2_unit", 0.892, 2.0, 1.8),           # within 1 point: the fastest
@@ -56,4 +58,5 @@ def test_deploy_choices_pick_within_one_point_of_the_control():
                            "size_bytes": 1024, "speedup_b1": 1.0, "images_per_s": 1.0, "batch_size": 256,
                            "runtime": "pytorch", "device": "cpu", "threads": 2, "architecture": "ResNet20",
                            "dataset": "CIFAR-10"} for r in rows], {})
-    assert "| smallest within 1 point of the control | magnitude | 89.50 | 8.00x | 1.00x | models/onnx/magnitude.onnx |" in md
+    assert ("| smallest within 1 point of the control | magnitude | 89.50 | 8.00x | 1.00x | "
+            "models/onnx/magnitude.onnx |") in md

@@ -44,13 +44,15 @@ def edit_params(repo, change):
      r"prune.methods: unknown method 'prunier'; allowed: magnitude, l2_unit, kmeans_shared, kmeans_channel, none"),
     (lambda p: p["train"].update(epochs=0), r"train.epochs = 0 is not allowed; expected an integer >= 1"),
     (lambda p: p["prune"].update(base="rmsprop"), r"prune.base = 'rmsprop' is not among the trained optimizers"),
-    (lambda p: p["train"].update(batch_size="big"), r"train.batch_size = 'big' is not allowed; expected an integer >= 1"),
+    (lambda p: p["train"].update(batch_size="big"),
+     r"train.batch_size = 'big' is not allowed; expected an integer >= 1"),
     (lambda p: p["train"].update(optimizers=["sgd", "adamm"]),
      r"train.optimizers: unknown optimizer 'adamm'; allowed: .*adamax.*sgd"),
     (lambda p: p["train"].update(optimizers=[]), r"train.optimizers is empty"),
     (lambda p: p["prune"].update(methods=[]), r"prune.methods is empty; list at least one of"),
     (lambda p: p["sweep"].update(ratios=[0.5, 1.0]), r"sweep.ratios = \[0.5, 1.0\] is not allowed"),
-    (lambda p: p["data"].update(source="no/such/cifar.tar.gz"), r"data.source 'no/such/cifar.tar.gz': .* does not exist"),
+    (lambda p: p["data"].update(source="no/such/cifar.tar.gz"),
+     r"data.source 'no/such/cifar.tar.gz': .* does not exist"),
 ])
 def test_bad_params_stop_dvc_repro_before_any_output_is_touched(finished, change, message):
     before, runs_before = output_hashes(finished), logged_runs(finished)

@@ -135,8 +135,8 @@ def test_compare_speed_runs_both_alike(monkeypatch):
 
 
 def test_compare_speed_budget_stops_after_whole_rounds():
-    res = speed.compare_speed(CifarResNet(inner_widths=[1] * 9), CifarResNet(inner_widths=[1] * 9), "pytorch", batch_sizes=(1,), rounds=50,
-                              warmup=1, min_sample_ms=0.0, max_seconds=1e-9)
+    res = speed.compare_speed(CifarResNet(inner_widths=[1] * 9), CifarResNet(inner_widths=[1] * 9), "pytorch",
+                              batch_sizes=(1,), rounds=50, warmup=1, min_sample_ms=0.0, max_seconds=1e-9)
     assert res["rounds_done"]["1"] == 3 and len(res["base"]["1"]["ms"]) == len(res["candidate"]["1"]["ms"]) == 3
 
 

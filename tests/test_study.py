@@ -50,7 +50,7 @@ def points(tmp_path_factory):
 
 
 def _same_weights(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
 def test_a_point_row_holds_the_point_and_its_measurements(points):
@@ -85,7 +85,8 @@ def test_the_control_is_the_unpruned_base_fine_tuned(points):
     base, out = points
     (model, row), = out[("none", 0)]
     assert row["ratio"] is None and row["nonzero_params"] == row["params"] and row["macs_reduction"] == 1.0
-    assert row["acc_after_prune"] == accuracy(base, synthetic_dataset(12, 0, held_out=4).test)["accuracy"]  # nothing was pruned
+    assert (row["acc_after_prune"]
+            == accuracy(base, synthetic_dataset(12, 0, held_out=4).test)["accuracy"])  # nothing was pruned
     assert not model.masks and not _same_weights(model, base)  # trained further, base untouched
 
 

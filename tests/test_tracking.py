@@ -164,7 +164,10 @@ def test_a_stage_run_by_hand_has_no_parent(project, monkeypatch):
 def test_each_split_is_a_dataset_of_its_own(project):
     from cnn_pruning.datasets.dataset import Dataset, Split
     rng = np.random.default_rng(0)
-    split = lambda n: Split(rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))  # noqa: E731
+
+    def split(n):
+        return Split(rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))
+
     data = Dataset(split(20), split(5), split(8), tuple("abcdefghij"), "https://example.org/c.tar.gz", "ab" * 16)
     with tracking.stage_run("train", "train-sgd", params={}, data=data, splits=("train", "val", "test")) as run:
         run.log_results({"test_acc": 0.5, "threads": 2, "batch_size": 256, "device": "cpu", "method": "x"})

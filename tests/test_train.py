@@ -72,7 +72,10 @@ def test_training_learns_and_is_deterministic_on_cpu():
         model = CifarResNet()
         histories.append(fit(model, ds, "adam", {"lr": 0.01}, CFG, desc="t"))
         states.append(model.state_dict())
-    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+
+    def strip(h):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+
     assert strip(histories[0]) == strip(histories[1])
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert set(histories[0][0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
@@ -102,7 +105,8 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path):
               resume_path=tmp_path / "state.pt", resume_key="k", on_epoch=seen.append, desc="t")
     assert [r["epoch"] for r in seen] == [1, 2, 3]  # the finished epochs are replayed to the tracker
     assert [r["val_acc"] for r in got] == [r["val_acc"] for r in want]
-    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(),
+                                                 resumed.state_dict().values(), strict=True))
     # A state saved for other inputs is ignored, not resumed.
     other = fit(CifarResNet(), ds, "sgd", {"lr": 0.05}, TrainConfig(epochs=1, batch_size=32, seed=1),
                 resume_path=tmp_path / "state.pt", resume_key="other", desc="t")
@@ -162,9 +166,11 @@ def test_distillation_trains_against_a_frozen_teacher_and_reports_its_time():
                teacher=Distillation(teacher, 0.0, 4.0))
     assert all(torch.equal(v, frozen[k]) for k, v in teacher.state_dict().items())  # BN statistics too (eval)
     assert 0 < rows[0]["teacher_seconds"] < rows[0]["seconds"] and "teacher_seconds" in zero[0]
-    assert not all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), taught.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(),
+                                                     taught.state_dict().values(), strict=True))
     # alpha 0 is plain cross-entropy: the teacher's forward pass changes nothing else (no random numbers drawn)
-    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), alpha0.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(),
+                                                 alpha0.state_dict().values(), strict=True))
 
 
 @pytest.mark.parametrize("key, value, allowed", [

@@ -15,7 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ROOT / "tools" / "vega" / "node_modules"
-LIBRARIES = {"vega": "build/vega.min.js", "vega-lite": "build/vega-lite.min.js", "vega-embed": "build/vega-embed.min.js"}
+LIBRARIES = {"vega": "build/vega.min.js", "vega-lite": "build/vega-lite.min.js",
+             "vega-embed": "build/vega-embed.min.js"}
 OUT = ROOT / "tools" / "vega" / "offline.html"
 LICENCE = MODULES / "vega-lite" / "LICENSE"  # the three share it: BSD-3-Clause, UW Interactive Data Lab
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One `dvc exp run` on the README's quick CPU data (the local JPEG copy of CIFAR-10 from ../shared, 10,000 training
+# One `dvc exp run` on the quick profile's CPU data (the local JPEG copy of CIFAR-10 from ../shared, 10,000 training
 # and 2,000 test images) with more overrides, after `make setup`; prints the wall time. The scripts beside it
 # (scope_study.sh, remedies_study.sh, resnet56_quick.sh) are each one call of it, with their recipe.
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's quick run, as a user runs it: the quick profile on the local JPEG copy of CIFAR-10 (../shared), the
+# The quick run, as a user runs it: the quick profile on the local JPEG copy of CIFAR-10 (../shared), the
 # whole pipeline (study included) as experiment quick-05, then prune.ratio=0.9 as quick-09 (only what the ratio
 # touches reruns); then the tables and the plots page. Prints each step's wall time. Run it alone on the machine.
 #

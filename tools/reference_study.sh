@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
-# The README's reference study, reproduced: the study stage and everything it needs (validate, download,
+# The study on the quick profile's base: the study stage and everything it needs (validate, download,
 # train@<prune.base>, control@*, point@*, study_speed@*), with the study's defaults from params.yaml (every method,
-# both random baselines and, since issue 13, the scope-all variants l2_unit_all, kmeans_channel_all and
-# random_channel_all x ratios 0.3/0.5/0.7/0.9 x seeds 0/1/2, the control per seed: 108 points, half again the
-# 72 of the README's reference figures, which predate the variants; tools/scope_study.sh has the variants' own
-# figures) on the quick CPU
-# profile: the local JPEG copy of CIFAR-10, 10,000 training and 2,000 test images, 15 training epochs (the README's
-# quick run), and 3 fine-tune epochs per point (the quick run fine-tunes 5: at ~80 s a point on 2 cores, the 75
+# both random baselines and the scope-all variants l2_unit_all, kmeans_channel_all and random_channel_all x
+# ratios 0.3/0.5/0.7/0.9 x seeds 0/1/2, the control per seed: 108 points) on the quick CPU profile: the local JPEG copy of CIFAR-10, 10,000 training and 2,000 test images, 15 training epochs (the quick
+# profile's), and 3 fine-tune epochs per point (the quick run fine-tunes 5: at ~80 s a point on 2 cores, the 75
 # fine-tunes would take 100 minutes; 3 epochs take about 55 s a point).
 #
 #   tools/reference_study.sh            # from a clone with ../shared beside it; prints the wall time at the end

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 14's proof: one-shot vs gradual pruning, with and without distillation, after the same fine-tuning, on the
-# README's quick CPU profile (the local JPEG copy of CIFAR-10, 10,000 training and 2,000 test images, 15 training
+# What the remedies buy: one-shot vs gradual pruning, with and without distillation, after the same fine-tuning, on the
+# quick CPU profile (the local JPEG copy of CIFAR-10, 10,000 training and 2,000 test images, 15 training
 # epochs, SGD base, 5 fine-tune epochs per point: the quick run's recipe): the four methods at ratios 0.7 and 0.9,
 # seeds 0/1/2, variants oneshot, gradual, oneshot_distill, gradual_distill (prune.steps=10, prune.prune_until=0.5,
 # finetune.distill_alpha=0.9, distill_temperature=4: params.yaml's defaults), the control per seed.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A ResNet-56 quick run on the local JPEG copy of CIFAR-10, through every stage with every method: the smallest run
 # that shows the pipeline working at the depth structured-pruning papers benchmark, on a 2-core CPU. The data is
-# the README's ResNet20 quick profile's (10,000 training and 2,000 test images), with fewer epochs because a
+# the ResNet20 quick profile's (10,000 training and 2,000 test images), with fewer epochs because a
 # ResNet-56 step costs about 2.7x a ResNet20 step (benchmarks/depth_epoch.py): 10 training epochs, 3 fine-tune
 # epochs; the sweep at 4 ratios; the study at one ratio (0.5) and one seed for all six methods. Its accuracies are
 # those of a briefly trained model on a fifth of the data, not ResNet-56's (93% in He et al. 2016).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 13's accuracy-against-speed comparison, reproduced: scope inner vs scope all after fine-tuning, on the
-# README's quick CPU profile (the local JPEG copy of CIFAR-10, 10,000 training and 2,000 test images, 15 training
+# Accuracy against speed: scope inner vs scope all after fine-tuning, on the
+# quick CPU profile (the local JPEG copy of CIFAR-10, 10,000 training and 2,000 test images, 15 training
 # epochs, SGD base) with the reference study's 3 fine-tune epochs per point: l2_unit and kmeans_channel in both
 # scopes and the scope-all random baseline, at ratios 0.3/0.5/0.8, seeds 0/1, the control per seed. Speed is the
 # study_speed stages' (evaluate.runtime, eager PyTorch by default, interleaved with the base).

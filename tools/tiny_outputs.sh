@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the tiny pipeline (the tests' settings, on a tiny image-folder archive it builds) at a git revision and print
-# the md5 of every output that must not change when code is only reorganised: the data file and the data, train,
-# prune and finetune metrics JSON (timings and speedups vary by nature and are left out).
+# the md5 of every output that must not change when code is only reorganised: the data file; the data, train, prune
+# and finetune metrics JSON; every model (.pt checkpoints, .rz compact files) and the study's point files (timings
+# and speedups vary by nature and are left out: *.timing.json, the evaluate metrics, the study's speed files).
 #
 #   tools/tiny_outputs.sh HEAD~3 > before.txt; tools/tiny_outputs.sh HEAD > after.txt; diff before.txt after.txt
 #
@@ -35,6 +36,7 @@ conftest.set_params(Path("."), {**conftest.TINY_OVERRIDES, "data": {**conftest.T
 EOF
 # The package under test is this revision's: the venv's editable install points at the main checkout.
 PYTHONPATH="$work/repo/src" dvc repro -q ${TARGETS:-} >"$work/repro.log" 2>&1 || { tail -30 "$work/repro.log" >&2; exit 1; }
-[ -z "${KEEP:-}" ] || { mkdir -p "$KEEP"; cp -r metrics "$KEEP"/; }
-find data metrics/data.json metrics/train metrics/prune metrics/finetune -type f \
-    \( -name '*.npz' -o -name '*.json' \) ! -name '*.timing.json' 2>/dev/null | sort | xargs md5sum
+[ -z "${KEEP:-}" ] || { mkdir -p "$KEEP"; cp -r metrics models results "$KEEP"/; }
+find data metrics/data.json metrics/train metrics/prune metrics/finetune models results/study/points -type f \
+    \( -name '*.npz' -o -name '*.json' -o -name '*.pt' -o -name '*.rz' \) ! -name '*.timing.json' 2>/dev/null \
+    | sort | xargs md5sum

@@ -2,7 +2,7 @@
 
     python -m cnn_pruning.config params.yaml      # exit 1 with one line per problem, 0 when valid
     python -m cnn_pruning.config --show           # every setting: default, what is allowed, what it does (Markdown)
-    python -m cnn_pruning.config --update README.md   # rewrite the README's copy of those tables
+    python -m cnn_pruning.config --update docs/settings.md   # rewrite the page's copy of those tables
     errors = config.problems(params_dict)          # [] when valid
 
 Each section is one dataclass, defined beside the code that uses it (SECTIONS below); its fields carry the
@@ -184,7 +184,7 @@ def _table(cls, prefix: str) -> list[str]:
 
 
 def settings_markdown() -> str:
-    """Every setting of every section and every method's options, as Markdown tables (the README's copy)."""
+    """Every setting of every section and every method's options, as Markdown tables (docs/settings.md's copy)."""
     lines = []
     for section, cls in SECTIONS.items():
         summary = cls.__doc__.strip().splitlines()[0].split(":", 1)[1].strip()  # "params.yaml's x section: ..."
@@ -198,18 +198,18 @@ def settings_markdown() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-README_BEGIN, README_END = "<!-- settings: python -m cnn_pruning.config --show -->\n", "<!-- /settings -->"
+SETTINGS_BEGIN, SETTINGS_END = "<!-- settings: python -m cnn_pruning.config --show -->\n", "<!-- /settings -->"
 
 
-def update_readme(path: str) -> None:
-    """Replace what stands between the README's settings markers with settings_markdown()."""
+def update_page(path: str) -> None:
+    """Replace what stands between the page's settings markers with settings_markdown()."""
     from .files import write_text
 
     text = open(path).read()
-    if README_BEGIN not in text or README_END not in text:
-        raise ConfigError(f"{path}: no {README_BEGIN.strip()} ... {README_END} block to update")
-    head, rest = text.split(README_BEGIN, 1)
-    write_text(path, head + README_BEGIN + settings_markdown() + README_END + rest.split(README_END, 1)[1])
+    if SETTINGS_BEGIN not in text or SETTINGS_END not in text:
+        raise ConfigError(f"{path}: no {SETTINGS_BEGIN.strip()} ... {SETTINGS_END} block to update")
+    head, rest = text.split(SETTINGS_BEGIN, 1)
+    write_text(path, head + SETTINGS_BEGIN + settings_markdown() + SETTINGS_END + rest.split(SETTINGS_END, 1)[1])
 
 
 def main(argv: list[str]) -> int:
@@ -219,7 +219,7 @@ def main(argv: list[str]) -> int:
         print(settings_markdown(), end="")
         return 0
     if argv[:1] == ["--update"] and len(argv) == 2:
-        update_readme(argv[1])
+        update_page(argv[1])
         print(f"{argv[1]}: settings tables updated")
         return 0
     path = argv[0] if argv else "params.yaml"

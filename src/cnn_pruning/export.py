@@ -20,7 +20,7 @@ them well. No pickle anywhere. File layout:
 xz's CRC64 catches corruption and truncation; every offset and count is checked against the spec on load.
 
 The sizes this reaches (8-10x for 90% magnitude or k = 0.1 n sharing) are measured by the evaluate and sweep stages
-and quoted in the README; tests/test_export.py checks the 6x floor at exactly 90% zeros.
+and quoted in docs/results.md; tests/test_export.py checks the 6x floor at exactly 90% zeros.
 """
 
 from __future__ import annotations

@@ -90,7 +90,8 @@ def summary_rows(results: dict) -> list[dict]:
 def headline(row: dict) -> dict:
     """A model's DVC metrics: what users compare across experiments, under short names, so `dvc exp show` columns
     (kmeans_channel.acc) stay narrow (`make exp`). acc: test accuracy after fine-tuning (%); speedup: measured, vs
-    the base (x); size: how many times smaller its compact export is; macs: multiply-accumulates per image (millions)."""
+    the base (x); size: how many times smaller its compact export is; macs: multiply-accumulates per image
+    (millions)."""
     return {"acc": round(100 * row["test_acc"], 2), "speedup": round(row["speedup"], 3),
             "size": round(row["size_ratio"], 3), "macs": round(row["macs"] / 1e6, 2)}
 
@@ -121,7 +122,8 @@ def markdown(rows: list[dict], results: dict) -> str:
         return "# Results\n\nNo evaluated models yet.\n"
     r0 = rows[0]
     lines = ["# Results: what each pruning method costs and buys", "",
-             f"{r0['architecture']} on {r0['dataset']}; speed measured with {r0['runtime']} on {r0['device']} ({r0['threads']} threads), "
+             f"{r0['architecture']} on {r0['dataset']}; speed measured with {r0['runtime']} on {r0['device']} "
+             f"({r0['threads']} threads), "
              f"each model timed interleaved with its base in one process; speedup at batch {r0['batch_size']} "
              "and at batch 1.", "",
              "| model | ratio | test acc before prune (%) | after prune (%) | after fine-tune (%) | params | nonzero "
@@ -149,7 +151,8 @@ def markdown(rows: list[dict], results: dict) -> str:
                   f"{c['speedup']:.2f}x | models/onnx/{c['model']}.onnx |" for c in choices]
     if results.get("sweep"):
         lines += ["", "## Sweep (pruned, not fine-tuned)", "",
-                  "| method | ratio | test acc (%) | params | MACs (M) | size ratio | speedup |", "|---|---|---|---|---|---|---|"]
+                  "| method | ratio | test acc (%) | params | MACs (M) | size ratio | speedup |",
+                  "|---|---|---|---|---|---|---|"]
         for method, points in results["sweep"].items():
             for p in points:
                 lines.append(f"| {method} | {p['ratio']:g} | {_pct(p['test_acc'])} | {int(p['params']):,} | "

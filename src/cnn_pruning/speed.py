@@ -17,7 +17,7 @@ compare_speed() times base and candidate in the same process, interleaved round 
 alternating (AB, BA, AB, ...), so drift of a loaded machine hits both alike; the speedup is never computed from
 two separate runs. Inputs are random normalised float32 images (timing does not depend on the pixel values).
 
-Settings chosen by measurement (figures in the README and benchmarks/speed.py's output, not here): OpenVINO's
+Settings chosen by measurement (figures in docs/results.md and benchmarks/speed.py's output, not here): OpenVINO's
 LATENCY hint (THROUGHPUT with one synchronous request ran slower), channels_last off (no gain on an idle CPU), the
 legacy ONNX exporter (the dynamo one needs onnxscript, not installed).
 """
@@ -86,7 +86,7 @@ def compile_for(model: nn.Module, runtime: str = "pytorch", batch_size: int = 25
     """Deploy `model` on `runtime` for batches of `batch_size` and check its logits against eager PyTorch.
 
     channels_last: pytorch/torch_compile only (the input is converted inside the timed call, as a user's would
-    be). Off by default: measured no gain on an idle CPU (README); only a loaded machine favoured it.
+    be). Off by default: measured no gain on an idle CPU; only a loaded machine favoured it.
     precision: openvino's INFERENCE_PRECISION_HINT; "f32" pinned because OpenVINO picks bf16 on CPUs that have it.
     ov_hint: openvino PERFORMANCE_HINT; LATENCY (one stream using all threads) suits one synchronous request.
     threads: onnxruntime/openvino threads; the pytorch runtimes use torch.get_num_threads() (compare_speed sets it).
@@ -227,7 +227,7 @@ def compare_speed(base_model: nn.Module, candidate_model: nn.Module, runtime: st
                        for m, rt in zip((base_model, candidate_model), pair)]
             x = random_batch(bs, seed).to(device)
 
-            def sample(run, calls):
+            def sample(run, calls, x=x):
                 sync()
                 t0 = time.perf_counter()
                 for _ in range(calls):

@@ -6,7 +6,8 @@ the control and with each method's random baseline, and the one-line answer per 
     rows = summary(points, control, speed, cfg)      # one row per (method, variant, ratio), plus the control's
     answers(rows)                                    # {series: the largest ratio within study.tolerance, or None}
     ties(points, cfg)                                # {ratio: [(a, b, p)]}: pairs the Welch test cannot tell apart
-    remedies(rows, points, cfg)                      # per (method, ratio): how much of one-shot's gap each variant closes
+    remedies(rows, points, cfg)                      # per (method, ratio): how much of one-shot's gap
+                                                     # each variant closes
     markdown(rows, ties(...), cfg)                   # the report (reports/study.md)
 
 Accuracies in the points are fractions; the summary and the report give percent (columns named *_pct). The spread
@@ -112,7 +113,8 @@ def summary(points: list[dict], control: list[dict], speed: dict, cfg: StudyConf
             timed = speed[(method, ratio)]
             rows.append({
                 "series": series_name(method, variant), "method": method, "variant": variant,
-                "kind": "baseline" if resolve(method, options)[0] in BASELINES else "method", "ratio": ratio, **_acc_columns(acc),
+                "kind": "baseline" if resolve(method, options)[0] in BASELINES else "method", "ratio": ratio,
+                **_acc_columns(acc),
                 "acc_after_prune_pct": 100 * statistics.fmean(p["acc_after_prune"] for p in group),
                 "vs_control_pct": 100 * (acc["mean"] - ctrl["mean"]), "p_vs_control": p_ctrl,
                 "within_tolerance": 100 * (ctrl["mean"] - acc["mean"]) <= cfg.tolerance,
@@ -144,10 +146,10 @@ def remedies(rows: list[dict], points: list[dict], cfg: StudyConfig) -> list[dic
     between one-shot and the control (control - one-shot, points), the variant's gain over one-shot, the fraction of
     the gap it closes, and whether the gain is beyond the seeds' spread (Welch's test against one-shot's accuracies,
     p < study.significance, and a gain > 0). `best` marks each (method, ratio)'s variant with the highest mean;
-    goal_met: that best variant closes at least half the gap beyond the spread (the goal set for the remedies). The cost: mean
-    fine-tune seconds of the variant and of one-shot, and the teacher's share of the variant's (teacher seconds /
-    fine-tune seconds, both timed in the same epochs, so the share holds better than the seconds on a busy machine).
-    Empty when the study has no one-shot points or no other variant."""
+    goal_met: that best variant closes at least half the gap beyond the spread (the goal set for the remedies). The
+    cost: mean fine-tune seconds of the variant and of one-shot, and the teacher's share of the variant's (teacher
+    seconds / fine-tune seconds, both timed in the same epochs, so the share holds better than the seconds on a busy
+    machine). Empty when the study has no one-shot points or no other variant."""
     if DEFAULT_VARIANT not in cfg.variants or len(cfg.variants) < 2:
         return []
     ctrl = rows[0]["acc_mean_pct"]
@@ -280,7 +282,8 @@ def markdown(rows: list[dict], tied: dict, cfg: StudyConfig, context: dict, poin
             goal = ("met" if c["goal_met"] else "missed") if c["best"] else ""
             name = f"**{c['variant']}**" if c["best"] else c["variant"]
             share = format(c["teacher_share"], ".0%") if c["teacher_share"] else ""
-            lines.append(f"| {c['method']} | {c['ratio']:g} | {name} | {_mean_std(c['acc_mean_pct'], c['acc_std_pct'])} "
+            lines.append(f"| {c['method']} | {c['ratio']:g} | {name} | "
+                         f"{_mean_std(c['acc_mean_pct'], c['acc_std_pct'])} "
                          f"| {c['oneshot_pct']:.2f} | {c['gap_pts']:+.2f} | {c['gain_pts']:+.2f} | {closed} | "
                          f"{_num(c['p_vs_oneshot'], '.3f')} | {goal} | {_num(c['finetune_seconds'], '.0f')} "
                          f"({_num(c['oneshot_finetune_seconds'], '.0f')}) | {share} |")

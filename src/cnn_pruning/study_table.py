@@ -47,7 +47,10 @@ def table(rows: list[dict]) -> str:
         line.append("-" if best is None else f"{best:g}")
         body.append(line)
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-    fmt = lambda row: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))  # noqa: E731
+
+    def fmt(row):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
     head = (f"Accuracy after fine-tuning, mean ± std over seeds (%); control (not pruned): "
             f"{_cell(float(control['acc_mean_pct']), _number(control['acc_std_pct']))} (n = {control['n']}); "
             f"* = within the study's tolerance of the control")

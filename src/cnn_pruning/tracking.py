@@ -51,13 +51,13 @@ from typing import Callable, Iterator
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # before mlflow is imported: nothing phones home
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a stage's log is not the place for them
 
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
-from . import files  # noqa: E402
-from .errors import UserError  # noqa: E402
-from .params import PARAMS_FILE, experiment_for, load_params, project_root  # noqa: E402
+from . import files
+from .errors import UserError
+from .params import PARAMS_FILE, experiment_for, load_params, project_root
 
 STORE_FILE, ARTIFACT_DIR = "mlflow.db", "mlartifacts"
 VERSIONED_PACKAGES = ("torch", "torchvision", "dvc", "mlflow", "numpy", "scikit-learn", "onnx", "onnxruntime")

@@ -4,7 +4,7 @@
 
 The whole split lives on the training device as one uint8 tensor; random crop (zero pad 4) and horizontal flip are
 done for a whole batch with tensor indexing, so there are no per-sample PIL transforms and no DataLoader workers.
-benchmarks/train_throughput.py compares this path with the classic torchvision pipeline (numbers in the README).
+benchmarks/train_throughput.py compares this path with the classic torchvision pipeline.
 On CPU, the same params and seed give the same numbers. With `resume_path`, fit() saves its state after every
 epoch and continues from it after a crash. A pruned model's masked entries (model.masks) stay exactly zero.
 
@@ -60,7 +60,7 @@ class TrainConfig:
     label_smoothing: float = setting(0.0, number(0, 1, hi_open=True), "0 = plain cross-entropy, as in the paper")
     seed: int = setting(0, integer(0), "weight init, shuffling and augmentation")
     device: str = setting("auto", one_of(*DEVICES), "auto = cuda when available, else cpu")
-    channels_last: str = setting("auto", FLAG, "auto = on (measured faster on CUDA and on the CPU, see README)")
+    channels_last: str = setting("auto", FLAG, "auto = on (measured faster on CUDA and on the CPU)")
     amp: str = setting("auto", FLAG, "auto = bf16 autocast on cuda, off on cpu (measured slower there)")
     eval_batch_size: int = setting(1000, integer(1), "validation/test batch size; does not change results")
 
@@ -256,7 +256,7 @@ def fit(model: nn.Module, dataset: Dataset, optimizer_name: str, hparams: dict, 
                          f"({dataset.name}): train a model for this dataset")
     stats = model.normalization  # the statistics the model is trained, evaluated and deployed with
     device = pick_device(cfg.device)
-    # channels_last on everywhere and bf16 only on CUDA: what measured fastest (README, "Training").
+    # channels_last on everywhere and bf16 only on CUDA: what measured fastest (docs/design.md, "Training").
     channels_last, amp = _flag(cfg.channels_last, device, auto_on_cpu=True), _flag(cfg.amp, device)
     memory_format = torch.channels_last if channels_last else torch.preserve_format
     torch.manual_seed(cfg.seed)

@@ -22,7 +22,7 @@ class Tree:
     """The files of a folder or archive by relative posix path, read on demand, plus the folders they sit in.
 
     Archives are read member by member instead of being extracted: writing 60,000 small files costs far more
-    system time than streaming them (measured in the README's data section).
+    system time than streaming them (measured when the reader was written).
     """
 
     def __init__(self, name: str):

@@ -31,6 +31,7 @@ def split_and_subset(train: Split, test: Split, *, val_size: int, train_size: in
     rest = np.setdiff1d(np.arange(len(train.labels)), val_idx)
     if train_size is not None:
         rest = rest[stratified_indices(train.labels[rest], train_size, seed + 1)]
-    test_idx = np.arange(len(test.labels)) if test_size is None else stratified_indices(test.labels, test_size, seed + 2)
+    test_idx = (np.arange(len(test.labels)) if test_size is None
+                else stratified_indices(test.labels, test_size, seed + 2))
     return subset(train, rest), subset(train, val_idx), subset(test, test_idx)
 

@@ -1,6 +1,6 @@
 """Gradual pruning: the final ratio reached in steps during fine-tuning, on Zhu & Gupta's (2017) cubic schedule.
 
-    schedule = Schedule(kind="gradual", steps=10, prune_until=0.5)       # prune.schedule, prune.steps, prune.prune_until
+    schedule = Schedule(kind="gradual", steps=10, prune_until=0.5)   # prune.schedule, prune.steps, prune.prune_until
     plan(0.9, schedule, total_iterations=400)      # [(0, 0.244...), (20, 0.458...), ..., (180, 0.9)]
     pruner = GradualPruner(base, "l2_unit", 0.9, {}, schedule, total_iterations=400)
     history = train.fit(base, ds, ..., changes=pruner)   # fit() asks the pruner before every iteration

@@ -4,7 +4,7 @@
     result = pruning.prune(model, "kmeans_channel", 0.5, scope="all")  # the residual streams too
     result = pruning.prune(model, "kmeans_channel", 0.5, merge=False, seed=1, n_init=8, round_to=8)
 
-Options: pruning.options.KMeansChannelOptions (default, allowed values and a line each; the README's settings table).
+Options: pruning.options.KMeansChannelOptions (default, allowed values and a line each; docs/settings.md).
 
 Each group (pruning.graph: scope inner = every block's inner width; scope all = those and every residual stream)
 is described per channel by the BN-folded filters of every layer that writes it: w * gamma / sqrt(var + eps)

@@ -3,7 +3,7 @@
     result = pruning.prune(model, "kmeans_shared", 0.75)               # each conv keeps a quarter of its filters
     result = pruning.prune(model, "kmeans_shared", 0.75, seed=1, n_init=8, include_stem=False)
 
-Options: pruning.options.KMeansSharedOptions (default, allowed values and a line each; the README's settings table).
+Options: pruning.options.KMeansSharedOptions (default, allowed values and a line each; docs/settings.md).
 
 For a conv of n filters, k = n - round(ratio * n) (at least 1; the package-wide counting rule, which equals
 max(1, round((1 - ratio) * n)) for the ResNets' even widths). KMeans runs over the flattened filters (float64) and the

@@ -4,7 +4,7 @@
     result = pruning.prune(model, "l2_unit", 0.5, scope="all")         # the residual streams shrink too
     result = pruning.prune(model, "l2_unit", 0.8, scope="all", round_to=8)
 
-Options: pruning.options.L2UnitOptions (default, allowed values and a line each; the README's settings table).
+Options: pruning.options.L2UnitOptions (default, allowed values and a line each; docs/settings.md).
 
 Counts: a group of n channels keeps common.n_kept(ratio, n, round_to): n - round(ratio * n), at least 1, then
 rounded to a multiple of round_to. Scores come from the ORIGINAL model; a stable sort breaks ties to the lower index.

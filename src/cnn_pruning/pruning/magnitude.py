@@ -3,7 +3,7 @@
     result = pruning.prune(model, "magnitude", 0.9)                    # global: 90% of all conv weights
     result = pruning.prune(model, "magnitude", 0.5, scope="layer", include_fc=True)
 
-Options: pruning.options.MagnitudeOptions (default, allowed values and a line each; the README's settings table).
+Options: pruning.options.MagnitudeOptions (default, allowed values and a line each; docs/settings.md).
 
 Prunable weights are the conv weights (and fc.weight with include_fc). Exactly round(ratio * N) entries are zeroed:
 N = all prunable entries (global) or each tensor's entries (layer). Positions come from a stable sort of |w|, not
