@@ -2,7 +2,8 @@
 # Run the tiny pipeline (the tests' settings, on a tiny image-folder archive it builds) at a git revision and print
 # the md5 of every output that must not change when code is only reorganised: the data file; the data, train, prune
 # and finetune metrics JSON; every model (.pt checkpoints, .rz compact files) and the study's point files (timings
-# and speedups vary by nature and are left out: *.timing.json, the evaluate metrics, the study's speed files).
+# and speedups vary by nature and are left out: *.timing.json, the evaluate metrics, the study's speed files, the
+# points' *_seconds).
 #
 #   tools/tiny_outputs.sh HEAD~3 > before.txt; tools/tiny_outputs.sh HEAD > after.txt; diff before.txt after.txt
 #
@@ -37,6 +38,13 @@ EOF
 # The package under test is this revision's: the venv's editable install points at the main checkout.
 PYTHONPATH="$work/repo/src" dvc repro -q ${TARGETS:-} >"$work/repro.log" 2>&1 || { tail -30 "$work/repro.log" >&2; exit 1; }
 [ -z "${KEEP:-}" ] || { mkdir -p "$KEEP"; cp -r metrics models results "$KEEP"/; }
-find data metrics/data.json metrics/train metrics/prune metrics/finetune models results/study/points -type f \
+find data metrics/data.json metrics/train metrics/prune metrics/finetune models -type f \
     \( -name '*.npz' -o -name '*.json' -o -name '*.pt' -o -name '*.rz' \) ! -name '*.timing.json' 2>/dev/null \
     | sort | xargs md5sum
+# A study point records its fine-tune and teacher seconds beside its results: hashed without the *_seconds keys.
+"$py" - results/study/points/*.json <<'EOF'
+import hashlib, json, sys
+for path in sys.argv[1:]:
+    point = {k: v for k, v in json.load(open(path)).items() if not k.endswith("_seconds")}
+    print(hashlib.md5(json.dumps(point, sort_keys=True).encode()).hexdigest(), f" {path} (without *_seconds)")
+EOF
