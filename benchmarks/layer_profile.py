@@ -121,7 +121,7 @@ def main() -> None:
         print(f"\n=== {label}: stream widths {model.stream_widths}, inner widths {model.inner_widths}")
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.onnx")
-            speed._export_onnx(speed.deployable(model), path)
+            speed.write_onnx(speed.deployable(model), speed.random_batch(2), path)
             for rt in runtimes:
                 profile = openvino_profile if rt == "openvino" else onnxruntime_profile
                 report(label, rt, profile(path, x, threads, args.iters), args.top)

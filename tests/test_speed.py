@@ -80,12 +80,12 @@ def test_runtime_matches_pytorch(runtime):
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
 def test_wrong_export_is_refused(runtime, monkeypatch):
     need(runtime)
-    real_export = speed._export_onnx
+    real_export = speed.write_onnx
 
-    def export_other_weights(net, path):  # a silently wrong export: one conv's weights changed
+    def export_other_weights(net, example, path, **kw):  # a silently wrong export: one conv's weights changed
         net.blocks[2].conv2.weight.data.mul_(1.5)
-        real_export(net, path)
-    monkeypatch.setattr(speed, "_export_onnx", export_other_weights)
+        real_export(net, example, path, **kw)
+    monkeypatch.setattr(speed, "write_onnx", export_other_weights)
     with pytest.raises(RuntimeError, match="refusing to time"):
         speed.compile_for(random_resnet(shared=False), runtime, batch_size=4)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from cnn_pruning import tracking
+from cnn_pruning import params, tracking
 from helpers import free_port
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -36,7 +36,8 @@ def client_for(root):
 
 
 def test_flatten_nested_sections():
-    assert tracking.flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": "x"}) == {"a.b": 1, "a.c.d": [1, 2], "e": "x"}
+    assert params.flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": "x"}) == {"a.b": 1, "a.c.d": [1, 2], "e": "x"}
+    assert params.flatten({"prune": {"options": {"l2_unit": {}}}}) == {"prune.options.l2_unit": {}}
 
 
 def test_stage_run_logs_params_tags_metrics_and_artifacts(project):
@@ -80,7 +81,7 @@ def test_unreachable_server_is_a_clear_error_within_seconds(project, monkeypatch
 
 
 def test_lock_retry_gives_up_only_on_other_errors(monkeypatch):
-    monkeypatch.setattr(tracking, "LOCK_BACKOFF_S", 0.001)
+    monkeypatch.setattr(tracking.store, "LOCK_BACKOFF_S", 0.001)
     calls = []
 
     def flaky():
@@ -89,9 +90,9 @@ def test_lock_retry_gives_up_only_on_other_errors(monkeypatch):
             raise RuntimeError("(sqlite3.OperationalError) database is locked")
         return "ok"
 
-    assert tracking._retry(flaky) == "ok" and len(calls) == 3
+    assert tracking.store.retry(flaky) == "ok" and len(calls) == 3
     with pytest.raises(ValueError):
-        tracking._retry(lambda: (_ for _ in ()).throw(ValueError("other")))
+        tracking.store.retry(lambda: (_ for _ in ()).throw(ValueError("other")))
 
 
 def test_run_names_carry_what_tells_runs_apart():
@@ -184,7 +185,7 @@ def test_each_split_is_a_dataset_of_its_own(project):
 
 
 def test_system_metrics_are_sampled_while_the_stage_runs(project, monkeypatch):
-    monkeypatch.setattr(tracking, "SYSTEM_METRICS_INTERVAL_S", 0.2)
+    monkeypatch.setattr(tracking.runs, "SYSTEM_METRICS_INTERVAL_S", 0.2)
     with tracking.stage_run("train", "train-sgd", params={}, system_metrics=True):
         time.sleep(1.5)
     [r] = parents_and_children(project)[1]

@@ -15,7 +15,6 @@ logits within F32_ATOL of the largest logit, and the same predicted class for ev
 from __future__ import annotations
 
 import os
-import warnings
 
 import numpy as np
 import torch
@@ -23,7 +22,7 @@ import torch.nn as nn
 
 from .files import atomic_path
 from .model import CifarResNet
-from .speed import F32_ATOL, ONNX_OPSET, deployable
+from .speed import F32_ATOL, deployable, write_onnx
 
 
 class DeployError(ValueError):
@@ -65,11 +64,7 @@ def export_onnx(model: CifarResNet, path: str | os.PathLike, check_images: np.nd
         raise ValueError(f"check images must be uint8 N×H×W×3, got {check_images.dtype} {check_images.shape}")
     net = ImageModel(deployable(model).cpu(), model.normalization).eval()
     with atomic_path(path) as tmp:
-        with warnings.catch_warnings():  # the legacy exporter's notes on the shortcut's slicing: noise here
-            warnings.simplefilter("ignore")
-            torch.onnx.export(net, (torch.from_numpy(check_images[:2]),), str(tmp), dynamo=False,
-                              opset_version=ONNX_OPSET, input_names=["images"], output_names=["logits"],
-                              dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+        write_onnx(net, torch.from_numpy(check_images[:2]), tmp, input_name="images")
         got, want = onnx_logits(tmp, check_images), reference_logits(model, check_images)
         diff = float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12))
         agree = float((got.argmax(1) == want.argmax(1)).mean())

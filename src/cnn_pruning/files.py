@@ -36,6 +36,14 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def read_result(path: str | os.PathLike) -> dict:
+    """A JSON file another stage wrote; a missing one says which stage has not run, not a bare FileNotFoundError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the stage that writes it has not run")
+    return json.loads(path.read_text())
+
+
 def write_json(path: str | os.PathLike, data: dict) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

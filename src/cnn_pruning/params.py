@@ -45,6 +45,18 @@ def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict:
     return params
 
 
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"train": {"epochs": 15}} -> {"train.epochs": 15}; an empty mapping is a value ({"l2_unit": {}} stays), so
+    an overlay can set one and a logged run shows the key."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def section(name: str, path: str | os.PathLike = PARAMS_FILE) -> dict:
     """One stage's own section of params.yaml."""
     params = load_params(path)

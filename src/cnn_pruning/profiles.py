@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from .errors import UserError
-from .params import load_params
+from .params import flatten, load_params
 
 FOLDER = Path("profiles")
 
@@ -35,17 +35,6 @@ class ProfileError(UserError, ValueError):
 
 def available(folder: Path = FOLDER) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml"))
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    """{"train": {"epochs": 15}} -> {"train.epochs": 15}; a mapping under a key that holds a mapping is walked into."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def load(name: str, folder: Path = FOLDER) -> dict[str, Any]:

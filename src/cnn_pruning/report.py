@@ -14,18 +14,13 @@ Pure functions over the files the earlier stages wrote; the report stage (stages
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .charts import COLOURS
+from .files import read_result
+
 TRADEOFF_COLUMNS = ("model", "method", "ratio", "test_acc", "speedup", "size_ratio", "params", "macs")
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the stage that writes it has not run")
-    return json.loads(path.read_text())
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -53,11 +48,11 @@ def collect(folders: Folders, optimizers: list[str], methods: list[str], sweep_m
     a dropped matrix item's outputs behind) are not read, so the report never mixes in stale results."""
     train, prune, finetune, evaluate_dir, sweep = (Path(f) for f in (folders.train, folders.prune, folders.finetune,
                                                                       folders.evaluate, folders.sweep))
-    evaluate = {f"base-{o}": _read_json(evaluate_dir / f"base-{o}.json") for o in optimizers}
-    evaluate |= {m: _read_json(evaluate_dir / f"{m}.json") for m in methods}
-    return {"train": {o: _read_json(train / f"{o}.json") for o in optimizers},
-            "prune": {m: _read_json(prune / f"{m}.json") for m in methods},
-            "finetune": {m: _read_json(finetune / f"{m}.json") for m in methods},
+    evaluate = {f"base-{o}": read_result(evaluate_dir / f"base-{o}.json") for o in optimizers}
+    evaluate |= {m: read_result(evaluate_dir / f"{m}.json") for m in methods}
+    return {"train": {o: read_result(train / f"{o}.json") for o in optimizers},
+            "prune": {m: read_result(prune / f"{m}.json") for m in methods},
+            "finetune": {m: read_result(finetune / f"{m}.json") for m in methods},
             "evaluate": evaluate,
             "sweep": {m: _read_csv(sweep / f"{m}.csv") for m in sweep_methods}}
 

@@ -59,14 +59,16 @@ def deployable(model: nn.Module) -> nn.Module:
 
 # ---------------------------------------------------------------------------------------------- runtimes
 
-def _export_onnx(model: nn.Module, path: str) -> None:
+def write_onnx(module: nn.Module, example: torch.Tensor, path, input_name: str = "input") -> None:
+    """`module` as an ONNX graph with a dynamic batch (input `input_name`, output `logits`): what the onnxruntime
+    and openvino runtimes time here and what cnn_pruning.deploy ships."""
     # The legacy TorchScript exporter: the dynamo one needs onnxscript, which is not a dependency here.
     # Its warnings (the shortcut's strided slice is not constant-folded, deprecation notes) are noise here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model.cpu(), (random_batch(2),), path, dynamo=False, opset_version=ONNX_OPSET,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export(module.cpu(), (example,), str(path), dynamo=False, opset_version=ONNX_OPSET,
+                          input_names=[input_name], output_names=["logits"],
+                          dynamic_axes={input_name: {0: "batch"}, "logits": {0: "batch"}})
 
 
 class Runner:
@@ -114,7 +116,7 @@ def compile_for(model: nn.Module, runtime: str = "pytorch", batch_size: int = 25
     else:
         tmp = tempfile.TemporaryDirectory()
         path = os.path.join(tmp.name, "model.onnx")
-        _export_onnx(copy.deepcopy(net), path)
+        write_onnx(copy.deepcopy(net), random_batch(2), path)
         fn = _onnxruntime(path, dev, threads, info) if runtime == "onnxruntime" else \
             _openvino(path, batch_size, threads, precision, ov_hint, info)
         tmp.cleanup()

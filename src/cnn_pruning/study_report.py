@@ -19,13 +19,13 @@ Pure functions over the files the point, control and speed stages wrote; stages/
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import statistics
 from pathlib import Path
 
 from scipy import stats
 
+from .files import read_result
 from .pruning import BASELINES, CONTROL, baseline_of, resolve
 from .study import DEFAULT_VARIANT, StudyConfig, point_name, series_name
 
@@ -37,20 +37,14 @@ SUMMARY_COLUMNS = ("series", "method", "variant", "kind", "ratio", "n", "acc_mea
                    "size_kib", "size_ratio", "nonzero_params")
 
 
-def _read(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the stage that writes it has not run")
-    return json.loads(path.read_text())
-
-
 def collect(points_dir, speed_dir, cfg: StudyConfig) -> tuple[list[dict], list[dict], dict]:
     """The rows of the points, the control's rows and the speed per (method, ratio) that `cfg` lists; files of
     points no longer listed (DVC leaves them behind) are not read."""
     points_dir, speed_dir = Path(points_dir), Path(speed_dir)
-    points = [_read(points_dir / f"{point_name(m, r, s, v)}.json")
+    points = [read_result(points_dir / f"{point_name(m, r, s, v)}.json")
               for m in cfg.methods for r in cfg.ratios for s in cfg.seeds for v in cfg.variants]
-    control = [_read(points_dir / f"{point_name(CONTROL, None, s)}.json") for s in cfg.seeds]
-    speed = {(m, r): _read(speed_dir / f"{m}-{r}.json") for m in cfg.methods for r in cfg.ratios}
+    control = [read_result(points_dir / f"{point_name(CONTROL, None, s)}.json") for s in cfg.seeds]
+    speed = {(m, r): read_result(speed_dir / f"{m}-{r}.json") for m in cfg.methods for r in cfg.ratios}
     return points, control, speed
 
 
