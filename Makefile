@@ -3,7 +3,7 @@
 #   make test   same set-up, then the test suite (make test-fast: without dvc, servers and the browser; make lint)
 # `make run PROFILE=quick` applies profiles/quick.yaml (a params overlay; `paper` is the full recipe) and
 # `SET="train.epochs=2 data.train_size=5000"` one-off overrides: both become `dvc exp run -S key=value ...`, every
-# string value quoted for Hydra (cnn_pruning.profiles), and both stay in params.yaml until `git checkout params.yaml`.
+# string value quoted for Hydra (cnn_pruning.pipeline.profiles), and both stay in params.yaml until `git checkout params.yaml`.
 # `TARGETS=report` (or `study`) runs only that stage and what it needs; `NAME=quick-05` names the DVC experiment.
 # Both are idempotent: the venv is rebuilt only when requirements.lock or pyproject.toml change.
 PYTHON ?= python3
@@ -22,7 +22,7 @@ run: setup
 ifeq ($(strip $(SET)$(PROFILE)$(NAME)),)
 	dvc repro $(TARGETS)
 else
-	@args="$(if $(NAME),-n $(NAME)) $$(python -m cnn_pruning.profiles --profile '$(PROFILE)' $(SET))" && \
+	@args="$(if $(NAME),-n $(NAME)) $$(python -m cnn_pruning.pipeline.profiles --profile '$(PROFILE)' $(SET))" && \
 		echo "dvc exp run $$args $(TARGETS)" && eval "dvc exp run $$args $(TARGETS)"
 endif
 
@@ -88,7 +88,7 @@ exp: setup
 
 # The study's answer: accuracy after fine-tuning per method and ratio (mean ± std over seeds) against the control.
 study-table: setup
-	@python -m cnn_pruning.study_table results/study/summary.csv
+	@python -m cnn_pruning.study.table results/study/summary.csv
 
 # Write the DVC plots page (dvc_plots/index.html).
 plots: setup

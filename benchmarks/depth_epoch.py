@@ -3,8 +3,8 @@
     python benchmarks/depth_epoch.py                       # depths 20 32 44 56 110, 12 steps x 3 rounds each
     python benchmarks/depth_epoch.py --depths 20 56 --steps 20 --rounds 5 --batch-size 128
 
-Each step is what cnn_pruning.train.fit does per batch: index the tensor-resident uint8 split, augment the batch
-(cnn_pruning.train.augment), normalise, forward, cross-entropy, backward, an SGD step (the train recipe's
+Each step is what cnn_pruning.training.fit does per batch: index the tensor-resident uint8 split, augment the batch
+(cnn_pruning.training.augment), normalise, forward, cross-entropy, backward, an SGD step (the train recipe's
 momentum 0.9, nesterov, weight decay 5e-4), channels_last as `channels_last: auto` picks on a CPU. The depths take
 turns round by round (20, 32, ..., 110, 20, ...), so machine drift hits all of them; after one untimed warm-up
 step per depth and round, the script prints the median seconds per step and what that makes per epoch of 45,000
@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from cnn_pruning.datasets.catalog import CIFAR10_NORMALIZATION
-from cnn_pruning.inputs import normalize
-from cnn_pruning.measure import count_macs
 from cnn_pruning.model import DEPTHS, CifarResNet
-from cnn_pruning.train import augment, make_optimizer
+from cnn_pruning.model.inputs import normalize
+from cnn_pruning.model.measure import count_macs
+from cnn_pruning.training import augment, make_optimizer
 
 SGD = {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}  # the default train recipe's
 

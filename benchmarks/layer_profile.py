@@ -7,7 +7,8 @@ kernels, a plain Conv the generic one; ReorderInput/ReorderOutput are the layout
     python benchmarks/layer_profile.py BASE.pt --case kmeans_channel 0.8 --batch-size 1 --runtime openvino
 
 Each case is pruned from BASE.pt, or from a random ResNet20 (speed does not depend on the weights), deployed as
-cnn_pruning.speed deploys it (BN folded) and run `--iters` times after a warm-up. Prints, per case and runtime,
+cnn_pruning.evaluation.speed deploys it (BN folded) and run `--iters` times after a warm-up. Prints, per case and
+runtime,
 the total and the slowest nodes with their kernel, and per kernel the share of the time. Not a speed comparison:
 profiling adds overhead; benchmarks/speed.py measures speedups.
 """
@@ -25,7 +26,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from cnn_pruning import pruning, speed
+from cnn_pruning import pruning
+from cnn_pruning.evaluation import speed
 from cnn_pruning.model import CifarResNet, load_checkpoint
 
 

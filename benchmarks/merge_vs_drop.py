@@ -23,8 +23,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from cnn_pruning import pruning
 from cnn_pruning.datasets import dataset, splits
-from cnn_pruning.inputs import normalize
 from cnn_pruning.model import load_checkpoint
+from cnn_pruning.model.inputs import normalize
 
 
 def main() -> None:

@@ -8,7 +8,7 @@
     python benchmarks/speed.py --case l2_unit 0.8 scope=all --case l2_unit 0.8 scope=all round_to=8
                                        # cases: METHOD RATIO [OPTION=VALUE ...], pruned from BASE.pt if given,
                                        # else from a random ResNet (--depth); all cases in one process
-Both models are deployed the same way (BN folded, shared convs materialized; cnn_pruning.speed) and timed
+Both models are deployed the same way (BN folded, shared convs materialized; cnn_pruning.evaluation.speed) and timed
 interleaved in this process, so each speedup is a same-process ratio. The first table per pair: candidate vs base
 on the same runtime. The second: the candidate (and the base) deployed on each runtime vs the base in plain
 PyTorch eager, each ratio again measured interleaved: what a user who deploys the pruned model gets.
@@ -35,8 +35,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from cnn_pruning import speed
-from cnn_pruning.files import write_json
+from cnn_pruning.core.files import write_json
+from cnn_pruning.evaluation import speed
 from cnn_pruning.model import STREAM_WIDTHS, CifarResNet, load_checkpoint
 
 

@@ -112,7 +112,7 @@ def _harness(argv: list[str]) -> None:
 
     real_exit = os._exit
 
-    def exit_now(code):  # a stage that ends its process itself (cnn_pruning.cli.run_stage) reports first
+    def exit_now(code):  # a stage that ends its process itself (cnn_pruning.core.cli.run_stage) reports first
         report(code)
         real_exit(code)
 

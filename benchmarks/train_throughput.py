@@ -6,8 +6,9 @@
 Both sides train the same ResNet20 with the same SGD settings, batch size and torch threads; only the way
 batches are made differs:
   ours     the split is one uint8 tensor; each batch is indexed, randomly cropped (pad 4) and flipped with tensor
-           ops for the whole batch, then normalised (cnn_pruning.train.augment, cnn_pruning.inputs.normalize); model
-           and batches in channels_last, as cnn_pruning.train does (--no-channels-last: NCHW, to see the data path
+           ops for the whole batch, then normalised (cnn_pruning.training.augment,
+           cnn_pruning.model.inputs.normalize); model
+           and batches in channels_last, as cnn_pruning.training does (--no-channels-last: NCHW, to see the data path
            alone)
   classic  torchvision.datasets-style per-sample PIL images through RandomCrop(32, padding=4),
            RandomHorizontalFlip, ToTensor, Normalize in a DataLoader (shuffle, `--workers` worker processes)
@@ -36,10 +37,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from cnn_pruning.datasets import prepare
-from cnn_pruning.model import CifarResNet
 from cnn_pruning.datasets.catalog import CIFAR10_NORMALIZATION
-from cnn_pruning.inputs import normalize
-from cnn_pruning.train import augment
+from cnn_pruning.model import CifarResNet
+from cnn_pruning.model.inputs import normalize
+from cnn_pruning.training import augment
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg.tar.gz"
 

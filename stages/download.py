@@ -10,9 +10,10 @@ temporary experiment copies share them.
 
 import argparse
 
-from cnn_pruning import files, params, schema, tracking
+from cnn_pruning import tracking
+from cnn_pruning.core import files, params, schema
+from cnn_pruning.core.cli import run_stage
 from cnn_pruning.datasets import dataset, prepare
-from cnn_pruning.cli import run_stage
 
 
 def main(out: str, summary: str, cache: str) -> None:

@@ -8,16 +8,18 @@
 Reads params.yaml's evaluate section. Both models are timed interleaved in this process on `evaluate.runtime`.
 Writes the metrics (method, ratio, base optimizer, accuracy and per-class accuracy, params, MACs, stored size,
 speed, speedup and size ratio vs the base), the timing (every timed sample), the model's compact export and its
-ONNX export for deployment (uint8 images in, logits out; cnn_pruning.deploy), which is also logged to the run as an
+ONNX export for deployment (uint8 images in, logits out; cnn_pruning.evaluation.deploy), which is also logged to the
+run as an
 MLflow model.
 """
 
 import argparse
 
-from cnn_pruning import deploy, params, schema, tracking
+from cnn_pruning import tracking
+from cnn_pruning.core import params, schema
+from cnn_pruning.core.cli import add_paths, run_stage
 from cnn_pruning.datasets import dataset
-from cnn_pruning.cli import add_paths, run_stage
-from cnn_pruning.evaluation import EvaluateConfig, EvaluateOutputs, evaluate_and_save
+from cnn_pruning.evaluation import EvaluateConfig, EvaluateOutputs, deploy, evaluate_and_save
 from cnn_pruning.model import load_checkpoint
 
 

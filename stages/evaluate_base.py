@@ -12,10 +12,11 @@ Its ONNX export is logged to the run as an MLflow model, as evaluate@<method>'s 
 
 import argparse
 
-from cnn_pruning import deploy, params, schema, tracking
+from cnn_pruning import tracking
+from cnn_pruning.core import params, schema
+from cnn_pruning.core.cli import add_paths, run_stage
 from cnn_pruning.datasets import dataset
-from cnn_pruning.cli import add_paths, run_stage
-from cnn_pruning.evaluation import EvaluateConfig, EvaluateOutputs, evaluate_and_save
+from cnn_pruning.evaluation import EvaluateConfig, EvaluateOutputs, deploy, evaluate_and_save
 from cnn_pruning.model import load_checkpoint
 
 

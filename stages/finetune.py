@@ -23,14 +23,15 @@ channels stay gone.
 import argparse
 import copy
 
-from cnn_pruning import files, params, pruning, schema, tracking
-from cnn_pruning.cli import add_paths, run_stage
+from cnn_pruning import pruning, tracking
+from cnn_pruning.core import files, params, schema
+from cnn_pruning.core.cli import add_paths, run_stage
 from cnn_pruning.datasets import dataset
-from cnn_pruning.fitting import FitOutputs, fit_and_save
 from cnn_pruning.machine import device_tags, pick_device
 from cnn_pruning.model import load_checkpoint
 from cnn_pruning.pruning.gradual import GradualPruner, Schedule
-from cnn_pruning.train import Distillation, TrainConfig, iterations
+from cnn_pruning.training import Distillation, TrainConfig, iterations
+from cnn_pruning.training.fitting import FitOutputs, fit_and_save
 
 
 def main(method: str, data: str, pruned: str, base: str, **outputs: str) -> None:

@@ -13,10 +13,11 @@ test, params stored, nonzero params, distinct filters, MACs) and the per-layer i
 the base model unchanged (ratio ignored), fine-tuned later with the same recipe as the pruned ones.
 """
 
-from cnn_pruning import files, measure, params, pruning, schema, tracking
+from cnn_pruning import pruning, tracking
+from cnn_pruning.core import files, params, schema
+from cnn_pruning.core.cli import pruning_parser, run_stage
 from cnn_pruning.datasets import dataset
-from cnn_pruning.cli import pruning_parser, run_stage
-from cnn_pruning.model import load_checkpoint, save_checkpoint
+from cnn_pruning.model import load_checkpoint, measure, save_checkpoint
 
 
 def main(method: str, data: str, base: str, model: str, metrics: str, info: str) -> None:

@@ -11,8 +11,9 @@ accuracy-vs-speedup points for `dvc plots show` and the matplotlib charts.
 
 import argparse
 
-from cnn_pruning import charts, files, params, report, tracking
-from cnn_pruning.cli import run_stage
+from cnn_pruning import charts, report, tracking
+from cnn_pruning.core import files, params
+from cnn_pruning.core.cli import run_stage
 
 
 def main(train: str, prune: str, finetune: str, evaluate: str, sweep: str, summary: str, table: str, tradeoff: str,

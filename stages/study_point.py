@@ -12,20 +12,22 @@ Reads prune.base, prune.options.<method> and the finetune recipe (all but finetu
 it, and the method's own seed option too; cnn_pruning.study). The variant (study.VARIANTS) switches gradual
 pruning and distillation on (it, not prune.schedule or finetune.distill, decides); their settings come from the
 variant's file (stages/study_variant.py), which holds only what the variant uses. Writes the fine-tuned model and one
-JSON row (cnn_pruning.point.run_point); logs one MLflow run, point-<method>@<ratio>-s<seed>[-<variant>], whose
+JSON row (cnn_pruning.study.point.run_point); logs one MLflow run, point-<method>@<ratio>-s<seed>[-<variant>], whose
 params method, ratio, seed and variant let MLflow's Compare and chart views plot test_acc against them.
 """
 
 import json
 from pathlib import Path
 
-from cnn_pruning import files, params, point, pruning, schema, study, tracking
-from cnn_pruning.cli import pruning_parser, run_stage
+from cnn_pruning import pruning, study, tracking
+from cnn_pruning.core import files, params, schema
+from cnn_pruning.core.cli import pruning_parser, run_stage
 from cnn_pruning.datasets import dataset
 from cnn_pruning.machine import device_tags, pick_device
 from cnn_pruning.model import load_checkpoint, save_checkpoint
 from cnn_pruning.pruning.gradual import Schedule
-from cnn_pruning.train import TrainConfig
+from cnn_pruning.study import point
+from cnn_pruning.training import TrainConfig
 
 
 def main(method: str, ratio: float | None, seed: int, variant: str, settings: str | None, data: str, base: str,

@@ -16,11 +16,13 @@ import argparse
 import shutil
 from pathlib import Path
 
-from cnn_pruning import files, params, schema, study_report, tracking
-from cnn_pruning.cli import run_stage
+from cnn_pruning import tracking
+from cnn_pruning.core import files, params, schema
+from cnn_pruning.core.cli import run_stage
 from cnn_pruning.pruning import CONTROL
 from cnn_pruning.study import StudyConfig
-from cnn_pruning.study_charts import study_charts
+from cnn_pruning.study import report as study_report
+from cnn_pruning.study.charts import study_charts
 
 
 def main(points: str, speed: str, methods: str, summary: str, remedies: str, metrics: str, report: str,

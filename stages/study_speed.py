@@ -13,8 +13,9 @@ images/s of both, MACs and size ratios, runtime, device, threads and the machine
 import shutil
 from pathlib import Path
 
-from cnn_pruning import evaluation, files, params, pruning, schema, tracking
-from cnn_pruning.cli import pruning_parser, run_stage
+from cnn_pruning import evaluation, pruning, tracking
+from cnn_pruning.core import files, params, schema
+from cnn_pruning.core.cli import pruning_parser, run_stage
 from cnn_pruning.datasets import dataset
 from cnn_pruning.machine import pick_device
 from cnn_pruning.model import load_checkpoint

@@ -3,15 +3,18 @@
     python stages/study_variant.py gradual_distill --out results/study/variants/gradual_distill.json
 
 Reads prune.steps, prune.prune_until, finetune.distill_alpha and finetune.distill_temperature, and writes only the
-ones the variant uses (cnn_pruning.point.variant_settings): `oneshot` writes the same bytes whatever they say, so a
+ones the variant uses (cnn_pruning.study.point.variant_settings): `oneshot` writes the same bytes whatever they say,
+so a
 change of prune.steps reruns this cheap stage for every variant but the points of the variants that do not use it
 stay cached (DVC compares the file, not the params).
 """
 
 import argparse
 
-from cnn_pruning import files, params, point, study
-from cnn_pruning.cli import run_stage
+from cnn_pruning import study
+from cnn_pruning.core import files, params
+from cnn_pruning.core.cli import run_stage
+from cnn_pruning.study import point
 
 
 def main(name: str, out: str) -> None:

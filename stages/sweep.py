@@ -15,9 +15,11 @@ import shutil
 
 import torch
 
-from cnn_pruning import evaluation, files, params, pruning, schema, speed, tracking
-from cnn_pruning.cli import pruning_parser, run_stage
+from cnn_pruning import evaluation, pruning, tracking
+from cnn_pruning.core import files, params, schema
+from cnn_pruning.core.cli import pruning_parser, run_stage
 from cnn_pruning.datasets import dataset, splits
+from cnn_pruning.evaluation import speed
 from cnn_pruning.machine import device_tags, pick_device
 from cnn_pruning.model import load_checkpoint
 

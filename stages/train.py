@@ -14,13 +14,14 @@ import argparse
 
 import torch
 
-from cnn_pruning import files, params, schema, tracking
+from cnn_pruning import tracking
+from cnn_pruning.core import files, params, schema
+from cnn_pruning.core.cli import add_paths, run_stage
 from cnn_pruning.datasets import dataset
-from cnn_pruning.cli import add_paths, run_stage
-from cnn_pruning.fitting import FitOutputs, fit_and_save
 from cnn_pruning.machine import device_tags, pick_device
 from cnn_pruning.model import CifarResNet, ModelConfig
-from cnn_pruning.train import TrainConfig
+from cnn_pruning.training import TrainConfig
+from cnn_pruning.training.fitting import FitOutputs, fit_and_save
 
 
 def main(optimizer: str, data: str, **outputs: str) -> None:

@@ -9,8 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (TRAINED_TRAIN, build_once, copy_repo, make_image_folder, run, tar_gz, tiny_overrides,
-                     tool_env, tree_hashes)
+from helpers import (
+    TRAINED_TRAIN,
+    build_once,
+    copy_repo,
+    make_image_folder,
+    run,
+    tar_gz,
+    tiny_overrides,
+    tool_env,
+    tree_hashes,
+)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # before anything imports mlflow, also outside `make test`
 

@@ -305,7 +305,8 @@ SWEEP_COLUMNS = ("method", "ratio", "test_acc", "params", "nonzero_params", "mac
 def write_results(root, stale_method: str | None = None):
     """The files the earlier stages write, for one base model (sgd) and two methods (none, l2_unit): the report's
     input (a cnn_pruning.report.Folders of them is returned)."""
-    from cnn_pruning import files, report
+    from cnn_pruning import report
+    from cnn_pruning.core import files
     folders = report.Folders(*(str(root / d) for d in ("train", "prune", "finetune", "evaluate", "sweep")))
     files.write_json(root / "train" / "sgd.json", {"test_acc": 0.9})
     files.write_json(root / "evaluate" / "base-sgd.json", {"method": "base", "ratio": 0.0, "base": "sgd",

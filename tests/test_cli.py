@@ -1,4 +1,5 @@
-"""cnn_pruning.cli: a stage's command line names its paths, and expected errors end it with one line and status 1."""
+"""cnn_pruning.core.cli: a stage's command line names its paths, and expected errors end it with one line and
+status 1."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from cnn_pruning.cli import add_paths, pruning_parser, run_stage
+from cnn_pruning.core.cli import add_paths, pruning_parser, run_stage
 from cnn_pruning.datasets.dataset import DataError
 from cnn_pruning.tracking import TrackingError
-from cnn_pruning.train import TrainingDiverged
+from cnn_pruning.training import TrainingDiverged
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def test_a_stage_command_ends_its_process_with_everything_written(tmp_path):
     script = tmp_path / "stage.py"
     script.write_text(textwrap.dedent("""
         import argparse, logging, sys
-        from cnn_pruning.cli import run_stage
+        from cnn_pruning.core.cli import run_stage
         def main(out, fail):
             with open(out, "w") as f:
                 f.write("x" * 100_000)

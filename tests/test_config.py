@@ -1,4 +1,4 @@
-"""cnn_pruning.config: the one schema for params.yaml; every bad setting is named with what is allowed."""
+"""cnn_pruning.pipeline.config: the one schema for params.yaml; every bad setting is named with what is allowed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from cnn_pruning import config
+from cnn_pruning.pipeline import config
 from helpers import REPO
 
 DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -163,7 +163,8 @@ def test_the_settings_page_tables_are_the_generated_ones():
     page = (REPO / "docs" / "settings.md").read_text()
     assert config.SETTINGS_BEGIN in page and config.SETTINGS_END in page
     shown = page.split(config.SETTINGS_BEGIN, 1)[1].split(config.SETTINGS_END, 1)[0]
-    assert shown == config.settings_markdown(), "stale: run `python -m cnn_pruning.config --update docs/settings.md`"
+    assert shown == config.settings_markdown(), \
+        "stale: run `python -m cnn_pruning.pipeline.config --update docs/settings.md`"
 
 
 def test_update_rewrites_only_the_settings_block(tmp_path):

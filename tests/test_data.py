@@ -16,11 +16,24 @@ from PIL import Image
 
 from cnn_pruning.datasets import dataset, source, splits
 from cnn_pruning.datasets import prepare as preparing
-from cnn_pruning.datasets.catalog import (CIFAR10_CLASSES, CIFAR10_NORMALIZATION, CIFAR100_CLASSES,
-                                         CIFAR100_NORMALIZATION)
+from cnn_pruning.datasets.catalog import (
+    CIFAR10_CLASSES,
+    CIFAR10_NORMALIZATION,
+    CIFAR100_CLASSES,
+    CIFAR100_NORMALIZATION,
+)
 from cnn_pruning.datasets.dataset import DataError
-from helpers import (SHARED_JPG, SHARED_JPG_MD5, class_images, free_port, make_cifar100_python, make_image_folder,
-                      make_python_batches, tar_gz, zip_dir)
+from helpers import (
+    SHARED_JPG,
+    SHARED_JPG_MD5,
+    class_images,
+    free_port,
+    make_cifar100_python,
+    make_image_folder,
+    make_python_batches,
+    tar_gz,
+    zip_dir,
+)
 
 
 def prepare(source, tmp_path, md5=None, name="cifar10", **kw):
@@ -414,8 +427,9 @@ def test_shared_jpeg_archive_reads_as_cifar10(tmp_path):
     assert ds.train.images.shape[1:] == (32, 32, 3) and ds.train.images.std() > 30
     # One epoch on the real images learns something: better than chance (10%) on held-out validation images.
     import torch
+
     from cnn_pruning.model import CifarResNet
-    from cnn_pruning.train import TrainConfig, fit
+    from cnn_pruning.training import TrainConfig, fit
     torch.manual_seed(0)
     history = fit(CifarResNet(), ds, "sgd", {"lr": 0.05, "momentum": 0.9}, TrainConfig(epochs=1, batch_size=64),
                   desc="t")

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnn_pruning import schema
-from cnn_pruning.pruning.options import REGISTRY
+from cnn_pruning.core import schema
 from cnn_pruning.evaluation import SweepConfig
 from cnn_pruning.model import ModelConfig
-from cnn_pruning.train import FinetuneConfig, TrainConfig
+from cnn_pruning.pruning.options import REGISTRY
+from cnn_pruning.training import FinetuneConfig, TrainConfig
 from helpers import REPO
 
 SRC = REPO / "src"
@@ -81,6 +81,21 @@ def declared_code(stage: dict) -> set[Path]:
     return out
 
 
+def shortest_deps(needed: set[Path]) -> list[str]:
+    """`needed` as dvc.yaml states it: a package folder where the stage imports every module in it, else its
+    modules one by one (the top package's own files always one by one)."""
+    def walk(folder: Path) -> list[str]:
+        out = []
+        for sub in sorted(p for p in folder.iterdir() if p.is_dir() and (p / "__init__.py").is_file()):
+            inside = set(sub.rglob("*.py"))
+            if inside <= needed:
+                out.append(str(sub.relative_to(REPO)))
+            elif inside & needed:
+                out += walk(sub)
+        return sorted(out + [str(p.relative_to(REPO)) for p in folder.glob("*.py") if p in needed])
+    return walk(SRC / "cnn_pruning")
+
+
 @pytest.mark.parametrize("name", sorted(DVC_YAML["stages"]))
 def test_code_deps_are_exactly_what_the_stage_imports(name):
     stage = DVC_YAML["stages"][name]
@@ -93,6 +108,9 @@ def test_code_deps_are_exactly_what_the_stage_imports(name):
 
     assert not needed - declared, f"{name}: dvc.yaml misses code deps {rel(needed - declared)}"
     assert not declared - needed, f"{name}: dvc.yaml lists code it does not import {rel(declared - needed)}"
+    # and in the fewest lines: a whole package as its folder
+    listed = sorted(d for d in stage["deps"] if d.startswith("src/"))
+    assert listed == shortest_deps(needed), f"{name}: state its code deps as {shortest_deps(needed)}"
 
 
 def test_the_train_stage_declares_every_recipe_key_and_the_model_section():
@@ -143,15 +161,16 @@ def test_the_traversal_sees_relative_lazy_and_package_imports():
     """The helper itself: a relative import, one inside a function, and a package's __init__ all count."""
     needed = {str(p.relative_to(SRC)) for p in closure(REPO / "stages" / "download.py")}
     assert {"cnn_pruning/__init__.py", "cnn_pruning/datasets/__init__.py", "cnn_pruning/datasets/source.py",
-            "cnn_pruning/errors.py"} <= needed
-    assert "cnn_pruning/tracking/__init__.py" not in needed and "cnn_pruning/train.py" not in needed
+            "cnn_pruning/core/errors.py"} <= needed
+    assert "cnn_pruning/tracking/__init__.py" not in needed and "cnn_pruning/training/__init__.py" not in needed
 
 
 def test_the_readmes_layout_names_every_module_and_stage():
     layout = (REPO / "README.md").read_text().split("## Layout", 1)[1]
     modules = {p.stem for p in (SRC / "cnn_pruning").rglob("*.py")} - {"__init__", "__main__"}
     assert not {m for m in modules if f"`{m}`" not in layout}, "README's layout misses modules"
-    for package in ("datasets/", "pruning/", "tracking/"):
+    for package in ("core/", "datasets/", "model/", "training/", "pruning/", "evaluation/", "study/", "pipeline/",
+                    "tracking/"):
         assert f"`{package}`" in layout
 
 
@@ -165,9 +184,10 @@ def test_editing_the_training_loop_reruns_training_only_and_the_speed_code_timin
     """What a code change reruns (validate reruns on any code it checks, but writes the same marker, so it stops
     there): the training loop decides the trained models (the study's points fine-tune too), the speed code only
     the timings; how the study's results are summarised or drawn reruns no point."""
-    assert stages_importing("cnn_pruning/train.py") == {"validate", "train", "finetune", "control", "point", "variant"}
-    assert stages_importing("cnn_pruning/speed.py") == {"validate", "evaluate_base", "evaluate", "sweep",
+    assert stages_importing("cnn_pruning/training/__init__.py") == {"validate", "train", "finetune", "control", "point",
+                                                                    "variant"}
+    assert stages_importing("cnn_pruning/evaluation/speed.py") == {"validate", "evaluate_base", "evaluate", "sweep",
                                                         "study_speed"}
-    assert stages_importing("cnn_pruning/study_report.py") == {"study"}  # validation needs only its settings
-    assert stages_importing("cnn_pruning/study_charts.py") == {"study"}
+    assert stages_importing("cnn_pruning/study/report.py") == {"study"}  # validation needs only its settings
+    assert stages_importing("cnn_pruning/study/charts.py") == {"study"}
     assert stages_importing("cnn_pruning/datasets/archive.py") == {"validate", "download"}

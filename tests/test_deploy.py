@@ -1,4 +1,5 @@
-"""cnn_pruning.deploy: the ONNX file users deploy, for every pruning method, checked against PyTorch; and the same
+"""cnn_pruning.evaluation.deploy: the ONNX file users deploy, for every pruning method, checked against PyTorch; and
+the same
 file logged as an MLflow model and served by `mlflow models serve`, answering a real image with PyTorch's class."""
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from cnn_pruning import deploy, pruning, tracking
+from cnn_pruning import pruning, tracking
 from cnn_pruning.datasets.dataset import Split
+from cnn_pruning.evaluation import deploy
 from cnn_pruning.model import CifarResNet
 from helpers import SHARED_JPG, class_images, free_port, tool_env
 
@@ -92,6 +94,7 @@ def real_image() -> tuple[np.ndarray, str]:
     if SHARED_JPG.exists():
         import io
         import tarfile
+
         from PIL import Image
         with tarfile.open(SHARED_JPG) as tf:
             member = next(m for m in tf if m.isfile() and "test" in m.name and m.name.endswith(".jpg"))

@@ -1,4 +1,4 @@
-"""cnn_pruning.estimate: the work counted from params.yaml, and a probe of the real training loop."""
+"""cnn_pruning.pipeline.estimate: the work counted from params.yaml, and a probe of the real training loop."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from cnn_pruning import estimate
-from cnn_pruning.params import load_params
+from cnn_pruning.core.params import load_params
+from cnn_pruning.pipeline import estimate
 from helpers import REPO, TINY_OVERRIDES, ran_stages
 
 SHIPPED = load_params(REPO / "params.yaml")

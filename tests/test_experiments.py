@@ -3,8 +3,6 @@ store, a teammate pulls trained models from a DVC remote instead of retraining, 
 
 from __future__ import annotations
 
-import pytest
-
 import csv
 import io
 import json
@@ -13,6 +11,7 @@ import re
 import shutil
 import time
 
+import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from cnn_pruning import pruning
-from cnn_pruning.export import MAGIC, ExportError, export_compact, load_compact
 from cnn_pruning.model import CifarResNet, SharedConv2d
+from cnn_pruning.model.export import MAGIC, ExportError, export_compact, load_compact
 
 CONVS = ["conv1"] + [f"blocks.{i}.conv{j}" for i in range(9) for j in (1, 2)]
 

@@ -1,4 +1,4 @@
-"""cnn_pruning.files: outputs appear whole or not at all, and hashes match what DVC records."""
+"""cnn_pruning.core.files: outputs appear whole or not at all, and hashes match what DVC records."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from cnn_pruning import files
+from cnn_pruning.core import files
 
 
 def test_atomic_path_renames_on_success_and_leaves_nothing_on_error(tmp_path):

@@ -1,4 +1,4 @@
-"""cnn_pruning.fold: conv→BatchNorm pairs found by tracing the graph, and the folded conv equals the pair."""
+"""cnn_pruning.model.fold: conv→BatchNorm pairs found by tracing the graph, and the folded conv equals the pair."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnn_pruning.fold import conv_bn_pairs, fold, fold_batchnorms
 from cnn_pruning.model import CifarResNet, SharedConv2d
+from cnn_pruning.model.fold import conv_bn_pairs, fold, fold_batchnorms
 
 
 def trained_like(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from cnn_pruning import pruning
-from cnn_pruning.pruning import magnitude
 from cnn_pruning.model import CifarResNet
+from cnn_pruning.pruning import magnitude
 from cnn_pruning.pruning.gradual import GradualPruner, Schedule, plan, step_ratio
-from cnn_pruning.train import TrainConfig, fit, iterations
+from cnn_pruning.training import TrainConfig, fit, iterations
 from helpers import synthetic_dataset
 
 # every registered method, and the scope-all channel variants, with the options they run

@@ -14,15 +14,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnn_pruning import pruning, speed
+from cnn_pruning import pruning
 from cnn_pruning.datasets.catalog import CIFAR10_CLASSES
 from cnn_pruning.datasets.dataset import Dataset, Split
-from cnn_pruning.export import export_compact, load_compact
-from cnn_pruning.inputs import normalize
-from cnn_pruning.measure import model_summary
+from cnn_pruning.evaluation import speed
 from cnn_pruning.model import DEPTHS, STREAM_WIDTHS, CifarResNet, count_params, load_checkpoint, save_checkpoint
+from cnn_pruning.model.export import export_compact, load_compact
+from cnn_pruning.model.inputs import normalize
+from cnn_pruning.model.measure import model_summary
 from cnn_pruning.pruning.graph import channel_groups, remove_channels
-from cnn_pruning.train import TrainConfig, fit
+from cnn_pruning.training import TrainConfig, fit
 from helpers import class_images
 
 CHANNEL_METHODS = ("l2_unit", "kmeans_channel", "random_channel")

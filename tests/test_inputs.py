@@ -1,13 +1,13 @@
-"""cnn_pruning.inputs: images to normalised tensors, the same for training, evaluation and timing."""
+"""cnn_pruning.model.inputs: images to normalised tensors, the same for training, evaluation and timing."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from cnn_pruning.datasets.dataset import Split
 from cnn_pruning.datasets.catalog import CIFAR10_NORMALIZATION, CIFAR100_NORMALIZATION
-from cnn_pruning.inputs import normalize, random_batch, to_device
+from cnn_pruning.datasets.dataset import Split
+from cnn_pruning.model.inputs import normalize, random_batch, to_device
 
 CIFAR_MEAN, CIFAR_STD = CIFAR10_NORMALIZATION["mean"], CIFAR10_NORMALIZATION["std"]
 

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_pruning import measure
 from cnn_pruning.datasets.dataset import Split
-from cnn_pruning.model import CifarResNet, materialize
-from cnn_pruning.inputs import normalize, to_device
-from cnn_pruning.train import evaluate
+from cnn_pruning.model import CifarResNet, materialize, measure
+from cnn_pruning.model.inputs import normalize, to_device
+from cnn_pruning.training import evaluate
 
 OUTER = [16] * 3 + [32] * 3 + [64] * 3
 

@@ -21,8 +21,20 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (REPO, SERVER_SCRIPT, TINY_OVERRIDES, api, copy_repo, free_port, group_members, kv, ran_stages,
-                     run, server_script, tool_env)
+from helpers import (
+    REPO,
+    SERVER_SCRIPT,
+    TINY_OVERRIDES,
+    api,
+    copy_repo,
+    free_port,
+    group_members,
+    kv,
+    ran_stages,
+    run,
+    server_script,
+    tool_env,
+)
 
 pytestmark = [pytest.mark.dvc, pytest.mark.server, pytest.mark.xdist_group("mlflow_server")]
 

@@ -9,10 +9,20 @@ import pickle
 import pytest
 import torch
 
-from cnn_pruning.model import (DEPTHS, CheckpointError, CifarResNet, ShortcutA, SharedConv2d, apply_masks, count_params,
-                               load_checkpoint, materialize, save_checkpoint)
 from cnn_pruning.datasets.catalog import CIFAR10_NORMALIZATION, CIFAR100_NORMALIZATION
-from cnn_pruning.measure import count_macs
+from cnn_pruning.model import (
+    DEPTHS,
+    CheckpointError,
+    CifarResNet,
+    SharedConv2d,
+    ShortcutA,
+    apply_masks,
+    count_params,
+    load_checkpoint,
+    materialize,
+    save_checkpoint,
+)
+from cnn_pruning.model.measure import count_macs
 
 
 def test_parameter_count_is_the_papers_0_27M():

@@ -1,10 +1,10 @@
-"""cnn_pruning.params: sections of params.yaml and the project root that relative paths in params start from."""
+"""cnn_pruning.core.params: sections of params.yaml and the project root that relative paths in params start from."""
 
 from __future__ import annotations
 
 import pytest
 
-from cnn_pruning import params
+from cnn_pruning.core import params
 
 
 def test_section_reads_one_section_and_names_a_missing_one(tmp_path):

@@ -11,12 +11,11 @@ import json
 import re
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
-import torch
-
-from cnn_pruning.measure import count_parameters
 from cnn_pruning.model import load_checkpoint
+from cnn_pruning.model.measure import count_parameters
 from helpers import copy_of, output_hashes, run
 
 pytestmark = [pytest.mark.dvc]

@@ -1,4 +1,4 @@
-"""cnn_pruning.profiles and `make run PROFILE=...`: the overlays are valid params, `paper` undoes every other
+"""cnn_pruning.pipeline.profiles and `make run PROFILE=...`: the overlays are valid params, `paper` undoes every other
 profile, and every value survives Hydra's override grammar (the parser `dvc exp run -S` uses) unchanged."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from cnn_pruning import config, profiles
-from cnn_pruning.params import load_params
+from cnn_pruning.core.params import load_params
+from cnn_pruning.pipeline import config, profiles
 from helpers import REPO, copy_repo, run, tool_env
 
 FOLDER = REPO / "profiles"

@@ -15,10 +15,18 @@ import torch.nn.functional as F
 
 from cnn_pruning import pruning
 from cnn_pruning.datasets.dataset import Dataset
-from cnn_pruning.model import (DEPTHS, STREAM_WIDTHS, CifarResNet, SharedConv2d, count_params, load_checkpoint,
-                               materialize, save_checkpoint)
-from cnn_pruning.inputs import normalize
-from cnn_pruning.train import TrainConfig, fit
+from cnn_pruning.model import (
+    DEPTHS,
+    STREAM_WIDTHS,
+    CifarResNet,
+    SharedConv2d,
+    count_params,
+    load_checkpoint,
+    materialize,
+    save_checkpoint,
+)
+from cnn_pruning.model.inputs import normalize
+from cnn_pruning.training import TrainConfig, fit
 from helpers import synthetic_dataset
 
 RATIOS = [0.0, 0.3, 0.5, 0.9]

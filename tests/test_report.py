@@ -9,6 +9,7 @@ import pytest
 from cnn_pruning import report
 from helpers import write_results
 
+
 def test_rows_join_prune_finetune_and_evaluate_per_model_and_ignore_stale_files(tmp_path):
     folders = write_results(tmp_path, stale_method="magnitude")
     results = report.collect(folders, ["sgd"], ["none", "l2_unit"], ["l2_unit"])

@@ -14,8 +14,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from helpers import (TRAINED_TRAIN, copy_finished, copy_repo, output_hashes, ran_stages, run, tiny_overrides,
-                     tool_env)
+from helpers import TRAINED_TRAIN, copy_finished, copy_repo, output_hashes, ran_stages, run, tiny_overrides, tool_env
 
 pytestmark = [pytest.mark.dvc]
 

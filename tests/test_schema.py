@@ -1,4 +1,4 @@
-"""cnn_pruning.schema: a setting's rule refuses what it should, with words that say what is allowed."""
+"""cnn_pruning.core.schema: a setting's rule refuses what it should, with words that say what is allowed."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from cnn_pruning import schema
-from cnn_pruning.schema import BOOLEAN, FLAG, integer, number, one_of, ratio_list, setting
+from cnn_pruning.core import schema
+from cnn_pruning.core.schema import BOOLEAN, FLAG, integer, number, one_of, ratio_list, setting
 
 
 @dataclass

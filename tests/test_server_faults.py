@@ -19,8 +19,20 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (TRAINED_TRAIN, api, copy_of, copy_repo, free_port, group_members, kv, run, server_script,
-                     set_params, tiny_overrides, tool_env)
+from helpers import (
+    TRAINED_TRAIN,
+    api,
+    copy_of,
+    copy_repo,
+    free_port,
+    group_members,
+    kv,
+    run,
+    server_script,
+    set_params,
+    tiny_overrides,
+    tool_env,
+)
 
 pytestmark = [pytest.mark.dvc, pytest.mark.server, pytest.mark.xdist_group("server_faults")]
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from cnn_pruning import speed
-from cnn_pruning.inputs import random_batch
+from cnn_pruning.evaluation import speed
 from cnn_pruning.model import CifarResNet, SharedConv2d
+from cnn_pruning.model.inputs import random_batch
 
 PACKAGE = {"pytorch": "torch", "torch_compile": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
 

@@ -1,4 +1,5 @@
-"""cnn_pruning.study and cnn_pruning.point: what a point's seed decides, and one point run for real (in process)."""
+"""cnn_pruning.study and cnn_pruning.study.point: what a point's seed decides, and one point run for real (in
+process)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ import pytest
 import torch
 
 from cnn_pruning import pruning
-from cnn_pruning.measure import accuracy
 from cnn_pruning.model import CifarResNet
-from cnn_pruning.point import run_point, variant_settings
+from cnn_pruning.model.measure import accuracy
 from cnn_pruning.pruning.gradual import Schedule
 from cnn_pruning.study import DEFAULT_VARIANT, point_name, seeded, series_name
-from cnn_pruning.train import TrainConfig
+from cnn_pruning.study.point import run_point, variant_settings
+from cnn_pruning.training import TrainConfig
 from helpers import synthetic_dataset
 
 RECIPE = TrainConfig(epochs=1, batch_size=32, eval_batch_size=64, seed=0)

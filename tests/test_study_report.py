@@ -1,4 +1,4 @@
-"""cnn_pruning.study_report and study_charts: the summary arithmetic, the tests, the answer per method, from rows
+"""cnn_pruning.study.report and study_charts: the summary arithmetic, the tests, the answer per method, from rows
 whose results are known."""
 
 from __future__ import annotations
@@ -7,11 +7,20 @@ import math
 
 import pytest
 
-from cnn_pruning import schema
-from cnn_pruning.study_charts import AXES, study_charts
-from cnn_pruning.study_report import (StudyConfig, answers, collect, markdown, point_rows, remedies, spread, summary,
-                                      ties, welch_p)
-from cnn_pruning import files
+from cnn_pruning.core import files, schema
+from cnn_pruning.study.charts import AXES, study_charts
+from cnn_pruning.study.report import (
+    StudyConfig,
+    answers,
+    collect,
+    markdown,
+    point_rows,
+    remedies,
+    spread,
+    summary,
+    ties,
+    welch_p,
+)
 
 # test accuracy per (method, ratio) over seeds 0, 1, 2
 ACCS = {("magnitude", 0.5): [0.80, 0.81, 0.82], ("magnitude", 0.9): [0.70, 0.72, 0.74],

@@ -1,4 +1,4 @@
-"""cnn_pruning.study_table: the study's summary.csv as a terminal table (`make study-table`)."""
+"""cnn_pruning.study.table: the study's summary.csv as a terminal table (`make study-table`)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import sys
 
 import pytest
 
-from cnn_pruning import study_table
+from cnn_pruning.study import table as study_table
 from helpers import run, tool_env
 
 
 @pytest.mark.dvc
 def test_the_table_has_a_row_per_method_a_column_per_ratio_and_the_answer(tiny_pipeline):
-    proc = run([sys.executable, "-m", "cnn_pruning.study_table", "results/study/summary.csv"], tiny_pipeline,
+    proc = run([sys.executable, "-m", "cnn_pruning.study.table", "results/study/summary.csv"], tiny_pipeline,
                env=tool_env())
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("Accuracy after fine-tuning, mean ± std over seeds (%); control (not pruned): ")

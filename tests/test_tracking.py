@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from cnn_pruning import params, tracking
+from cnn_pruning import tracking
+from cnn_pruning.core import params
 from helpers import free_port
 
 SRC = Path(__file__).resolve().parents[1] / "src"

@@ -1,4 +1,4 @@
-"""cnn_pruning.train: optimizers, schedules, batched augmentation, determinism, resume and divergence."""
+"""cnn_pruning.training: optimizers, schedules, batched augmentation, determinism, resume and divergence."""
 
 from __future__ import annotations
 
@@ -8,11 +8,20 @@ import re
 import pytest
 import torch
 
+from cnn_pruning.core import schema
 from cnn_pruning.datasets.dataset import Dataset
 from cnn_pruning.model import CifarResNet
-from cnn_pruning import schema
-from cnn_pruning.train import (Distillation, FinetuneConfig, TrainConfig, TrainingDiverged, augment,
-                               distillation_loss, fit, lr_multiplier, make_optimizer)
+from cnn_pruning.training import (
+    Distillation,
+    FinetuneConfig,
+    TrainConfig,
+    TrainingDiverged,
+    augment,
+    distillation_loss,
+    fit,
+    lr_multiplier,
+    make_optimizer,
+)
 from helpers import synthetic_dataset
 
 

@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
-from .files import atomic_path
+from .core.files import atomic_path
 
 # One colour per method in every chart (matplotlib's tab10 order); the base models are grey, the control black.
 COLOURS = {"base": "#7f7f7f", "none": "#000000", "magnitude": "#1f77b4", "l2_unit": "#ff7f0e",

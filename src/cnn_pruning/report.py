@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .charts import COLOURS
-from .files import read_result
+from .core.files import read_result
 
 TRADEOFF_COLUMNS = ("model", "method", "ratio", "test_acc", "speedup", "size_ratio", "params", "macs")
 

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import UserError
-from ..files import atomic_path
+from ..core.errors import UserError
+from ..core.files import atomic_path
 from .catalog import CIFAR10_NORMALIZATION, title
-
 
 
 class DataError(UserError, ValueError):

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..schema import MD5, Rule, integer, of_type, setting
+from ..core.schema import MD5, Rule, integer, of_type, setting
 from .archive import find_layout, open_tree
 from .catalog import KNOWN
-from .dataset import Dataset, DataError, Split, save
+from .dataset import DataError, Dataset, Split, save
 from .folder import read_image_folder
 from .pickles import read_cifar10, read_cifar100
 from .source import calculate_md5, check_free_space, check_md5, fetch, locate

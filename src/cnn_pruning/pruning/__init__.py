@@ -28,7 +28,7 @@ resolve(name, prune_options) turns any entry into (method, options); files, stag
 the package rounds the same way: a layer of n units loses round(ratio * n) (Python's round(), half to even) and
 keeps the rest, at least 1 where a layer must keep something. The result saves and reloads with
 model.save_checkpoint / load_checkpoint. Counting distinct filters, non-zeros and MACs of the result is
-cnn_pruning.measure's job.
+cnn_pruning.model.measure's job.
 
 Continuing (gradual pruning, pruning.gradual): a method starts from a dense CifarResNet (no masks, no shared
 layers, the widths it was built with) or from its own earlier result, given as `previous` (that result's info, with
@@ -48,9 +48,9 @@ import copy
 import importlib
 from dataclasses import dataclass
 
-from .. import schema
+from ..core import schema
+from ..core.schema import number, of_type, setting
 from ..model import CifarResNet, count_params
-from ..schema import number, of_type, setting
 from .common import check_model, check_options, check_ratio
 from .gradual import GradualPruner, Schedule
 from .options import REGISTRY

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .. import schema
-from ..fold import fold
+from ..core import schema
 from ..model import CifarResNet, SharedConv2d, apply_masks, build
+from ..model.fold import fold
 
 # ---------------------------------------------------------------------------------------------- checks and counts
 
@@ -117,7 +117,8 @@ def filter_norms(weight: torch.Tensor) -> torch.Tensor:
 
 def folded_filters(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> np.ndarray:
     """Each filter with its BatchNorm (running statistics, i.e. eval mode) folded in, plus the folded bias, as
-    float64 rows (cnn_pruning.fold): two rows are equal exactly when the two channels give the same output after BN.
+    float64 rows (cnn_pruning.model.fold): two rows are equal exactly when the two channels give the same output
+    after BN.
     Folded in float32, as kmeans_channel always has: float64 arithmetic moves near-ties between clusters of a barely
     trained model, and with them which channels are kept, so results would change for no gain."""
     weight, bias = fold(conv, bn, dtype=torch.float32)

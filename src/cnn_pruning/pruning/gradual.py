@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..core.schema import integer, number, one_of, setting
 from ..model import CifarResNet, build
-from ..schema import integer, number, one_of, setting
 
 SCHEDULES = ("oneshot", "gradual")
 
@@ -62,7 +62,7 @@ class GradualPruner:
 
     def __init__(self, model: CifarResNet, method: str, ratio: float, options: dict, schedule: Schedule,
                  total_iterations: int):
-        from . import validate  # the package imports this module; validate before any step
+        from . import validate
         ratio, self.options = validate(method, ratio, options)
         self.method, self.ratio, self.model = method, ratio, model
         self.steps = plan(ratio, schedule, total_iterations)

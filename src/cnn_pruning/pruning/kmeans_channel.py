@@ -30,7 +30,6 @@ info: merge, stream_widths, inner_widths, layers = {group: {n_filters, k_target,
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..model import CifarResNet

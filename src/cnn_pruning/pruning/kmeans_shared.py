@@ -25,7 +25,6 @@ info: layers = {conv name: {n_filters, k_target, k, assignment: [cluster of each
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 

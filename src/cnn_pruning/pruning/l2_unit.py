@@ -33,7 +33,6 @@ info: stream_widths, inner_widths, layers = {conv name: {n_filters, removed: [in
 
 from __future__ import annotations
 
-
 import torch
 
 from ..model import CifarResNet

@@ -19,7 +19,6 @@ info: scope, prunable (N), zeroed (total), layers = {param name: {numel, zeroed}
 
 from __future__ import annotations
 
-
 import torch
 
 from ..model import CifarResNet

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..schema import BOOLEAN, integer, one_of, setting
+from ..core.schema import BOOLEAN, integer, one_of, setting
 
 
 @dataclass

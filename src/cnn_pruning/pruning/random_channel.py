@@ -19,7 +19,6 @@ info: stream_widths, inner_widths, seed, layers = {group name: {n_filters, kept:
 
 from __future__ import annotations
 
-
 import torch
 
 from ..model import CifarResNet

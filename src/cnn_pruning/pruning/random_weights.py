@@ -15,7 +15,6 @@ info: as magnitude's (scope, prunable, zeroed, layers = {param name: {numel, zer
 
 from __future__ import annotations
 
-
 import torch
 
 from ..model import CifarResNet

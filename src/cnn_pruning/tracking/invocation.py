@@ -17,7 +17,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from ..params import PARAMS_FILE, flatten, load_params, project_root
+from ..core.params import PARAMS_FILE, flatten, load_params, project_root
 from .provenance import VERSIONED_PACKAGES, git
 from .store import log_params, retry
 

@@ -14,12 +14,19 @@ from typing import Callable, Iterator
 from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 
-from .. import files
-from ..params import flatten, project_root
+from ..core import files
+from ..core.params import flatten, project_root
 from .invocation import close_killed_runs, parent_run
 from .provenance import data_tags, dataset_inputs, project_id, provenance_tags
-from .store import TrackingError, check_reachable, experiment_name, get_or_create_experiment, log_params, retry, \
-    tracking_uri
+from .store import (
+    TrackingError,
+    check_reachable,
+    experiment_name,
+    get_or_create_experiment,
+    log_params,
+    retry,
+    tracking_uri,
+)
 
 # Values a stage reports beside its results that describe the machine or the run, not the model: tags, so they do
 # not crowd the run page's metric charts with one-point bars.
@@ -121,6 +128,7 @@ def _system_metrics(run_id: str, uri: str, enabled: bool):
         yield
         return
     import logging
+
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # not a start/stop line per stage
     monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_INTERVAL_S, tracking_uri=uri)

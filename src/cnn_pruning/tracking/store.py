@@ -19,8 +19,8 @@ from mlflow.entities import Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from ..errors import UserError
-from ..params import PARAMS_FILE, experiment_for, load_params, project_root
+from ..core.errors import UserError
+from ..core.params import PARAMS_FILE, experiment_for, load_params, project_root
 
 STORE_FILE, ARTIFACT_DIR = "mlflow.db", "mlartifacts"
 # SQLite allows one writer at a time: parallel queue workers can meet "database is locked". Retry with jitter.

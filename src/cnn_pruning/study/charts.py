@@ -1,6 +1,6 @@
 """The study's charts (PNG): accuracy after fine-tuning, mean ± std over seeds, against what a method removes.
 
-    study_charts(rows, "plots/study", tolerance=1.0, subtitle="...")   # rows: cnn_pruning.study_report.summary()
+    study_charts(rows, "plots/study", tolerance=1.0, subtitle="...")   # rows: cnn_pruning.study.report.summary()
 
 Four charts, one per x axis: the pruning ratio, the MACs reduction (log), the measured speedup and the stored size
 (log). In each, every method is a line with error bars (its colour everywhere in the project), the random
@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .charts import COLOURS, colour, plt, save_figure
+from ..charts import COLOURS, colour, plt, save_figure
 
 # per study variant: (line style, marker); the random baselines are dashed with squares whatever their variant
 VARIANT_STYLE = {"oneshot": ("-", "o"), "gradual": ("-.", "^"), "oneshot_distill": (":", "D"),

@@ -1,12 +1,12 @@
 """params.yaml, checked as a whole before any stage runs, and documented from the same definitions.
 
-    python -m cnn_pruning.config params.yaml      # exit 1 with one line per problem, 0 when valid
-    python -m cnn_pruning.config --show           # every setting: default, what is allowed, what it does (Markdown)
-    python -m cnn_pruning.config --update docs/settings.md   # rewrite the page's copy of those tables
+    python -m cnn_pruning.pipeline.config params.yaml      # exit 1 with one line per problem, 0 when valid
+    python -m cnn_pruning.pipeline.config --show    # every setting: default, what is allowed, what it does (Markdown)
+    python -m cnn_pruning.pipeline.config --update docs/settings.md   # rewrite the page's copy of those tables
     errors = config.problems(params_dict)          # [] when valid
 
 Each section is one dataclass, defined beside the code that uses it (SECTIONS below); its fields carry the
-default, the rule and a one-line doc (cnn_pruning.schema). This module adds only what spans sections: optimizer
+default, the rule and a one-line doc (cnn_pruning.core.schema). This module adds only what spans sections: optimizer
 names and their keyword arguments, the base model among the trained ones, methods against the registry, options
 against each method's own `Options`, a local data source that must exist.
 
@@ -23,14 +23,15 @@ from typing import Any
 
 import yaml
 
-from . import pruning, schema
-from .datasets.prepare import DataConfig
-from .errors import UserError
-from .evaluation import EvaluateConfig, SweepConfig
-from .model import ModelConfig
-from .params import TrackingConfig
-from .study import StudyConfig
-from .train import BaseTrainingConfig, FinetuneConfig, optimizer_class
+from .. import pruning
+from ..core import schema
+from ..core.errors import UserError
+from ..core.params import TrackingConfig
+from ..datasets.prepare import DataConfig
+from ..evaluation import EvaluateConfig, SweepConfig
+from ..model import ModelConfig
+from ..study import StudyConfig
+from ..training import BaseTrainingConfig, FinetuneConfig, optimizer_class
 
 # params.yaml's sections, in file order, and the dataclass that defines each.
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": BaseTrainingConfig,
@@ -56,10 +57,10 @@ def source_problems(data: dict) -> list[str]:
     """A null data.source needs a dataset with an official tarball; a local one (path or file:// URL, relative to
     the project root) must exist: checked here, because once the download stage starts DVC has already deleted the
     data it would replace. URLs are checked on download."""
-    from .datasets.dataset import DataError
-    from .datasets.prepare import official_source
-    from .datasets.source import locate
-    from .params import project_root
+    from ..core.params import project_root
+    from ..datasets.dataset import DataError
+    from ..datasets.prepare import official_source
+    from ..datasets.source import locate
 
     try:
         source, _ = official_source(data["name"], data["source"], data["md5"])
@@ -198,12 +199,12 @@ def settings_markdown() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-SETTINGS_BEGIN, SETTINGS_END = "<!-- settings: python -m cnn_pruning.config --show -->\n", "<!-- /settings -->"
+SETTINGS_BEGIN, SETTINGS_END = "<!-- settings: python -m cnn_pruning.pipeline.config --show -->\n", "<!-- /settings -->"
 
 
 def update_page(path: str) -> None:
     """Replace what stands between the page's settings markers with settings_markdown()."""
-    from .files import write_text
+    from ..core.files import write_text
 
     text = open(path).read()
     if SETTINGS_BEGIN not in text or SETTINGS_END not in text:
@@ -213,7 +214,7 @@ def update_page(path: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from .params import load_params
+    from ..core.params import load_params
 
     if argv[:1] == ["--show"]:
         print(settings_markdown(), end="")

@@ -9,7 +9,7 @@
     rows(EvaluateConfig)                          # [(name, default, allowed, doc)] for the documentation
 
 The dataclass is what the library takes; the same fields are what `validate` checks in params.yaml and what the
-docs/settings.md lists (`python -m cnn_pruning.config --show`), so a setting is defined in one place. Plain
+docs/settings.md lists (`python -m cnn_pruning.pipeline.config --show`), so a setting is defined in one place. Plain
 Python only: every module that defines a section imports this one.
 """
 

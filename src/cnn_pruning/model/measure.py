@@ -25,10 +25,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .datasets.dataset import Split
-from .datasets.catalog import CIFAR10_NORMALIZATION
+from ..datasets.catalog import CIFAR10_NORMALIZATION
+from ..datasets.dataset import Split
+from . import SharedConv2d, materialize
 from .inputs import normalize, to_device
-from .model import SharedConv2d, materialize
 
 
 def _device_of(model: nn.Module) -> torch.device:

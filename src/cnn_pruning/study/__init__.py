@@ -11,7 +11,7 @@ the spread of pruning and fine-tuning, not of training the base (one base per op
 The control is the base fine-tuned with the same recipe and seed, once per seed (it has no ratio).
 The study section of params.yaml (which points, the tolerance) is StudyConfig, here beside the names it checks, so
 that validating params.yaml imports none of the statistics: changing how results are read reruns no point. A point
-is run by cnn_pruning.point, summarised by cnn_pruning.study_report; the stages are stages/study_point.py,
+is run by cnn_pruning.study.point, summarised by cnn_pruning.study.report; the stages are stages/study_point.py,
 study_speed.py and study_report.py.
 """
 
@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from . import pruning
-from .pruning import METHODS, SCOPE_ALL_VARIANTS
-from .schema import Rule, int_list, number, of_type, ratio_list, setting
+from .. import pruning
+from ..core.schema import Rule, int_list, number, of_type, ratio_list, setting
+from ..pruning import METHODS, SCOPE_ALL_VARIANTS
 
 
 class Variant(NamedTuple):

@@ -1,6 +1,6 @@
 """The study's summary as a terminal table (`make study-table`): a row per method, a column per ratio.
 
-    python -m cnn_pruning.study_table results/study/summary.csv
+    python -m cnn_pruning.study.table results/study/summary.csv
 
 Each cell is the accuracy after fine-tuning, mean ± std over seeds (%), marked `*` where the mean is within the
 study's tolerance of the control's; the last column is the largest such ratio. The control's accuracy heads the

@@ -1,7 +1,8 @@
 """The project's errors that are the user's input or environment rather than a bug.
 
 A bad setting, bad data, a diverging loss or an unreachable tracking server is one of these (or a ValueError /
-FileNotFoundError); cnn_pruning.cli reports them as one line and exit status 1. Anything else (a KeyError, say) is a
+FileNotFoundError); cnn_pruning.core.cli reports them as one line and exit status 1. Anything else (a KeyError, say)
+is a
 bug and keeps its traceback: params are validated before any stage runs, so a stage never meets a malformed section.
 """
 

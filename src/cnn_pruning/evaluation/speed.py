@@ -35,10 +35,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .fold import fold_batchnorms
-from .inputs import random_batch
-from .machine import device_name, machine_load
-from .model import materialize
+from ..machine import device_name, machine_load
+from ..model import materialize
+from ..model.fold import fold_batchnorms
+from ..model.inputs import random_batch
 
 RUNTIMES = ("pytorch", "torch_compile", "onnxruntime", "openvino")
 PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO's INFERENCE_PRECISION_HINT
@@ -53,7 +53,7 @@ F32_ATOL = 1e-3  # compiled vs eager logits, per unit of the largest logit; f32 
 
 def deployable(model: nn.Module) -> nn.Module:
     """An eval-mode copy with shared convs made plain and each BatchNorm folded into its conv: conv+relu+add only,
-    the graph a deployment runs (cnn_pruning.fold finds the pairs by tracing, not by names)."""
+    the graph a deployment runs (cnn_pruning.model.fold finds the pairs by tracing, not by names)."""
     return fold_batchnorms(materialize(model)).eval()
 
 
@@ -61,7 +61,7 @@ def deployable(model: nn.Module) -> nn.Module:
 
 def write_onnx(module: nn.Module, example: torch.Tensor, path, input_name: str = "input") -> None:
     """`module` as an ONNX graph with a dynamic batch (input `input_name`, output `logits`): what the onnxruntime
-    and openvino runtimes time here and what cnn_pruning.deploy ships."""
+    and openvino runtimes time here and what cnn_pruning.evaluation.deploy ships."""
     # The legacy TorchScript exporter: the dynamo one needs onnxscript, which is not a dependency here.
     # Its warnings (the shortcut's strided slice is not constant-folded, deprecation notes) are noise here.
     with warnings.catch_warnings():

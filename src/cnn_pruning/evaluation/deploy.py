@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .files import atomic_path
-from .model import CifarResNet
+from ..core.files import atomic_path
+from ..model import CifarResNet
 from .speed import F32_ATOL, deployable, write_onnx
 
 

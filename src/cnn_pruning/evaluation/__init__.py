@@ -14,12 +14,14 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from . import export, files, pruning, speed
-from .datasets.dataset import Dataset, Split
-from .machine import DEVICES, pick_device
-from .measure import accuracy, model_summary
-from .model import load_checkpoint
-from .schema import integer, of_type, one_of, ratio_list, setting
+from .. import pruning
+from ..core import files
+from ..core.schema import integer, of_type, one_of, ratio_list, setting
+from ..datasets.dataset import Dataset, Split
+from ..machine import DEVICES, pick_device
+from ..model import export, load_checkpoint
+from ..model.measure import accuracy, model_summary
+from . import speed
 
 
 @dataclass
@@ -66,7 +68,7 @@ def compare(candidate: nn.Module, base: nn.Module, split: Split, *, export_path,
     """Everything the evaluate and sweep stages report about `candidate` against `base`, in one flat dict.
 
     describe() of both (pass `base_description` to reuse the base's across calls), and the inference speed of both
-    timed interleaved in this process on `runtime` (cnn_pruning.speed.compare_speed) at `batch_size` and at
+    timed interleaved in this process on `runtime` (cnn_pruning.evaluation.speed.compare_speed) at `batch_size` and at
     batch 1: `speedup` = base ms / candidate ms at `batch_size` (keys without a suffix, stable across settings for
     `dvc exp show`), `speedup_b1` the same at batch 1. Returns (flat metrics, the raw speed result).
     """

@@ -30,14 +30,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import schema
-from .datasets.dataset import Dataset
-from .errors import UserError
-from .files import atomic_path
-from .inputs import normalize, to_device
-from .machine import DEVICES, pick_device
-from .model import apply_masks
-from .schema import BOOLEAN, FLAG, int_list, integer, number, of_type, one_of, setting
+from ..core import schema
+from ..core.errors import UserError
+from ..core.files import atomic_path
+from ..core.schema import BOOLEAN, FLAG, int_list, integer, number, of_type, one_of, setting
+from ..datasets.dataset import Dataset
+from ..machine import DEVICES, pick_device
+from ..model import apply_masks
+from ..model.inputs import normalize, to_device
 
 SCHEDULES = ("cosine", "multistep", "constant")
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")

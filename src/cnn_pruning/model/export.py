@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import atomic_path
-from .model import CheckpointError, CifarResNet, build
+from ..core.files import atomic_path
+from . import CheckpointError, CifarResNet, build
 
 MAGIC = b"RESNETZ1"
 FORMAT = 1

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from scipy import stats
 
-from .files import read_result
-from .pruning import BASELINES, CONTROL, baseline_of, resolve
-from .study import DEFAULT_VARIANT, StudyConfig, point_name, series_name
+from ..core.files import read_result
+from ..pruning import BASELINES, CONTROL, baseline_of, resolve
+from . import DEFAULT_VARIANT, StudyConfig, point_name, series_name
 
 POINT_COLUMNS = ("method", "variant", "ratio", "seed", "test_acc", "acc_after_prune", "params", "nonzero_params",
                  "distinct_filters", "macs", "macs_nonzero_weights", "macs_reduction", "size_bytes", "epochs")

@@ -18,7 +18,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-from .model import SharedConv2d
+from . import SharedConv2d
 
 CONVS = (nn.Conv2d, SharedConv2d)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .datasets.catalog import CIFAR10_NORMALIZATION
-from .datasets.dataset import Split
+from ..datasets.catalog import CIFAR10_NORMALIZATION
+from ..datasets.dataset import Split
 
 
 def to_device(split: Split, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

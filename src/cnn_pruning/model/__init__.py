@@ -8,7 +8,7 @@
 
 Everything that shapes the network is in its spec (model.spec(), saved in every checkpoint): depth, classes, the
 width of each stage's residual stream, each block's inner width, the option-A shortcut's channel maps, shared
-layers, and the normalisation statistics its inputs must be given (cnn_pruning.inputs.normalize). So any
+layers, and the normalisation statistics its inputs must be given (cnn_pruning.model.inputs.normalize). So any
 checkpoint rebuilds itself; checkpoints written before the family existed (spec arch "resnet20") still load.
 
 The shortcut is option A (parameter-free), as in the paper's CIFAR runs: where a block changes the stream's width
@@ -35,9 +35,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .datasets.catalog import CIFAR10_NORMALIZATION
-from .files import atomic_path
-from .schema import Rule, setting
+from ..core.files import atomic_path
+from ..core.schema import Rule, setting
+from ..datasets.catalog import CIFAR10_NORMALIZATION
 
 DEPTHS = (20, 32, 44, 56, 110)  # the depths of He et al.'s CIFAR table (6n + 2 for n = 3, 5, 7, 9, 18)
 STREAM_WIDTHS = (16, 32, 64)    # the residual stream's width in each of the three stages

@@ -13,11 +13,12 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from . import charts, files, measure
-from .datasets.dataset import Dataset
-from .machine import device_tags, machine_load, pick_device
-from .model import CifarResNet, count_params, save_checkpoint
-from .train import HISTORY_COLUMNS, OPTIONAL_COLUMNS, Distillation, TrainConfig, fit
+from .. import charts
+from ..core import files
+from ..datasets.dataset import Dataset
+from ..machine import device_tags, machine_load, pick_device
+from ..model import CifarResNet, count_params, measure, save_checkpoint
+from . import HISTORY_COLUMNS, OPTIONAL_COLUMNS, Distillation, TrainConfig, fit
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Named profiles: a params overlay per file in profiles/, turned into `dvc exp run -S` overrides.
 
-    python -m cnn_pruning.profiles --profile quick data.train_size=5000   # prints the -S arguments, shell-quoted
+    python -m cnn_pruning.pipeline.profiles --profile quick data.train_size=5000   # the -S arguments, shell-quoted
     make run PROFILE=quick SET="train.epochs=2"                           # what the Makefile does with them
 
 A profile file has params.yaml's shape, with only the keys it changes. `dvc exp run -S key=value` parses the value
@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from .errors import UserError
-from .params import flatten, load_params
+from ..core.errors import UserError
+from ..core.params import flatten, load_params
 
 FOLDER = Path("profiles")
 

@@ -24,12 +24,12 @@ import time
 import numpy as np
 import torch
 
-from . import schema
-from .datasets.catalog import KNOWN
-from .datasets.dataset import Dataset, Split
-from .machine import pick_device
-from .model import CifarResNet
-from .train import BaseTrainingConfig, fit
+from ..core import schema
+from ..datasets.catalog import KNOWN
+from ..datasets.dataset import Dataset, Split
+from ..machine import pick_device
+from ..model import CifarResNet
+from ..training import BaseTrainingConfig, fit
 
 OFFICIAL_TEST_IMAGES = 10_000   # CIFAR-10 and CIFAR-100: 50,000 train + 10,000 test
 QUICK_HINT_SECONDS = 3600       # longer than this: also print the quick profile's command

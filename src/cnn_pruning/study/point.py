@@ -18,13 +18,15 @@ from typing import Callable
 
 import torch.nn as nn
 
-from . import export, files, pruning, schema
-from .datasets.dataset import Dataset
-from .machine import pick_device
-from .measure import accuracy, model_summary
-from .pruning.gradual import GradualPruner, Schedule
-from .study import DEFAULT_VARIANT, VARIANTS, point_name
-from .train import Distillation, FinetuneConfig, TrainConfig, fit, iterations
+from .. import pruning
+from ..core import files, schema
+from ..datasets.dataset import Dataset
+from ..machine import pick_device
+from ..model import export
+from ..model.measure import accuracy, model_summary
+from ..pruning.gradual import GradualPruner, Schedule
+from ..training import Distillation, FinetuneConfig, TrainConfig, fit, iterations
+from . import DEFAULT_VARIANT, VARIANTS, point_name
 
 
 def variant_settings(name: str, prune: dict, finetune: dict) -> dict:

@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
