@@ -31,7 +31,8 @@ from ..datasets.prepare import DataConfig
 from ..evaluation import EvaluateConfig, SweepConfig
 from ..model import ModelConfig
 from ..study import StudyConfig
-from ..training import BaseTrainingConfig, FinetuneConfig, optimizer_class
+from ..training import BaseTrainingConfig, FinetuneConfig
+from ..training.recipe import optimizer_class
 
 # params.yaml's sections, in file order, and the dataclass that defines each.
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": BaseTrainingConfig,
