@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from ..datasets.catalog import CIFAR10_NORMALIZATION
 from ..datasets.dataset import Split
-from . import SharedConv2d, materialize
+from . import SharedConv2d, count_params, materialize
 from .inputs import normalize, to_device
 
 
@@ -87,7 +87,7 @@ def count_parameters(model: nn.Module) -> dict:
                     times how many filters use them)
     layers          the same per conv: {name: {"filters", "distinct", "zero", "params", "nonzero"}}
     """
-    params = sum(p.numel() for p in model.parameters())
+    params = count_params(model)
     nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
     layers, index_entries = {}, 0
     for name, m in _conv_layers(model):
