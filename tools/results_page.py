@@ -55,6 +55,9 @@ SECTIONS: dict[str, list[Result]] = {
                "python benchmarks/mlflow_outage.py", summary_from="before the outage"),
     ],
     "What a stage and the test suite cost": [
+        Result("benchmarks/results/stage_overhead-packages.md", "Each tiny stage's overhead, with the library in "
+               "packages by concept", "python benchmarks/stage_overhead.py --label packages "
+               "--out benchmarks/results/stage_overhead-packages.json"),
         Result("benchmarks/results/stage_overhead-after.md", "Each tiny stage's overhead beyond its own work (now)",
                "python benchmarks/stage_overhead.py --label after --out benchmarks/results/stage_overhead-after.json"),
         Result("benchmarks/results/stage_overhead-before.md", "The same, before the stages' start-up was cut",
