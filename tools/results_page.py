@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnn_pruning.core.files import replace_block
+
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "results.md"
 README = REPO / "README.md"
@@ -138,10 +140,10 @@ def headline() -> str:
 
 
 def readme(current: str) -> str:
-    if BEGIN not in current or END not in current:
+    updated = replace_block(current, BEGIN, END, headline())
+    if updated is None:
         raise SystemExit(f"README.md: no {BEGIN.strip()} ... {END} block")
-    head, rest = current.split(BEGIN, 1)
-    return head + BEGIN + headline() + END + rest.split(END, 1)[1]
+    return updated
 
 
 def main(argv: list[str]) -> int:

@@ -74,6 +74,15 @@ def remove(path: str | os.PathLike) -> None:
     Path(path).unlink(missing_ok=True)
 
 
+def replace_block(text: str, begin: str, end: str, content: str) -> str | None:
+    """`text` with what stands between the markers `begin` and `end` replaced by `content` (the markers kept);
+    None when either marker is missing, so the caller says what the block is for."""
+    if begin not in text or end not in text:
+        return None
+    head, rest = text.split(begin, 1)
+    return head + begin + content + end + rest.split(end, 1)[1]
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

@@ -205,13 +205,12 @@ SETTINGS_BEGIN, SETTINGS_END = "<!-- settings: python -m cnn_pruning.pipeline.co
 
 def update_page(path: str) -> None:
     """Replace what stands between the page's settings markers with settings_markdown()."""
-    from ..core.files import write_text
+    from ..core.files import replace_block, write_text
 
-    text = open(path).read()
-    if SETTINGS_BEGIN not in text or SETTINGS_END not in text:
+    updated = replace_block(open(path).read(), SETTINGS_BEGIN, SETTINGS_END, settings_markdown())
+    if updated is None:
         raise ConfigError(f"{path}: no {SETTINGS_BEGIN.strip()} ... {SETTINGS_END} block to update")
-    head, rest = text.split(SETTINGS_BEGIN, 1)
-    write_text(path, head + SETTINGS_BEGIN + settings_markdown() + SETTINGS_END + rest.split(SETTINGS_END, 1)[1])
+    write_text(path, updated)
 
 
 def main(argv: list[str]) -> int:
